@@ -1,0 +1,179 @@
+"""LIM: hand-computed scores, gaps, the repeated prompt, both log formats, baselines, and the published selection."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lim
+from lim import LIMError, fill_missing, lim_scores, linear_scores
+
+SHARED = Path(os.environ["LIMR_DATA_DIR"])
+
+
+def test_scores_by_hand():
+    # r_avg = [1/3, 1/2, 2/3]; sum_k (1 - r_avg)^2 = 4/9 + 1/4 + 1/9 = 29/36
+    r = np.array([[0, 0.5, 1], [0, 0, 0], [1, 1, 1]])
+    s, r_avg = lim_scores(r)
+    np.testing.assert_allclose(r_avg, [1 / 3, 1 / 2, 2 / 3])
+    # row 0: (1/3)^2 + 0 + (1/3)^2 = 8/36 -> 1 - 8/29; all-zero row: 29/36 -> 0; all-one row: 29/36 -> 0
+    np.testing.assert_allclose(s, [21 / 29, 0, 0], atol=1e-12)
+
+
+def test_all_zero_and_all_one_against_a_rising_curve():
+    r = np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 1.0], [0.5, 0.0]])  # r_avg = [0.5, 0.5]; denominator 0.5
+    s, _ = lim_scores(r)
+    np.testing.assert_allclose(s, [1 - 0.5 / 0.5, 1 - 0.5 / 0.5, 1 - 0.25 / 0.5, 1 - 0.25 / 0.5], atol=1e-12)
+
+
+def test_degenerate_run_is_a_clear_error():
+    with pytest.raises(LIMError, match="denominator"):
+        lim_scores(np.ones((3, 4)))
+
+
+def test_linear_scores_follow_a_straight_line():
+    # r_avg = [0, 0.5, 0.75]: the line runs 0 -> 0.375 -> 0.75; denominator 1 + 0.390625 + 0.0625 = 1.453125
+    r = np.array([[0, 0.5, 1.0], [0, 0.5, 0.5]])
+    expected = [1 - (0.125**2 + 0.25**2) / 1.453125, 1 - (0.125**2 + 0.25**2) / 1.453125]
+    np.testing.assert_allclose(linear_scores(r), expected)
+    ramp = np.array([[0, 0.25, 0.5], [0, 0.25, 0.5]])
+    np.testing.assert_allclose(linear_scores(ramp), [1, 1])  # exactly on the line
+
+
+def test_fill_missing_is_upstreams_one_step_backward_fill():
+    nan = np.nan
+    acc = np.array([[nan, 0.5, 1.0], [nan, nan, 1.0], [0.5, 1.0, nan], [0.0, nan, 0.5]])
+    out = fill_missing(acc)
+    np.testing.assert_array_equal(out[0], [0.5, 0.5, 1.0])
+    assert np.isnan(out[1, 0]) and out[1, 1] == 1.0  # a two-epoch gap keeps its first epoch missing
+    assert np.isnan(out[2, 2])  # a gap in the last epoch is never filled
+    np.testing.assert_array_equal(out[3], [0.0, 0.5, 0.5])
+
+
+# ------------------------------------------------------------------------------------ synthetic rollout logs
+
+def write_ours(folder: Path, run: dict[str, list[list[float]]], steps_per_epoch: int = 1) -> None:
+    """run[id][epoch] = rewards of that epoch (empty: not sampled); one step file per epoch step."""
+    folder.mkdir(parents=True)
+    n_epochs = len(next(iter(run.values())))
+    for k in range(n_epochs):
+        for j in range(steps_per_epoch):
+            step = k * steps_per_epoch + j + 1
+            ids = [i for n, i in enumerate(run) if n % steps_per_epoch == j and run[i][k]]
+            lines = [json.dumps({"step": step, "epoch": k, "id": i, "prompt": f"prompt {i}", "answer": "1",
+                                 "rewards": run[i][k]}) for i in ids]
+            (folder / f"step_{step:06d}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def write_openrlhf(folder: Path, run: dict[str, list[list[float]]], steps_per_epoch: int = 2) -> None:
+    folder.mkdir(parents=True)
+    n_epochs = len(next(iter(run.values())))
+    for k in range(n_epochs):
+        for j in range(steps_per_epoch):
+            samples = [{"prompt": f"prompt {i}", "output": "...", "reward": x}
+                       for n, i in enumerate(run) if n % steps_per_epoch == j for x in run[i][k]]
+            (folder / f"step_{k * steps_per_epoch + j + 1}.json").write_text(json.dumps(samples))
+
+
+RUN = {  # accuracy = share of rewards equal to 1; -0.5 and -1 both count as wrong
+    "a": [[1, -0.5], [1, 1], [1, 1]],
+    "b": [[-1, -0.5], [1, -0.5], [1, 1]],
+    "c": [[-1, -1], [-0.5, -0.5], [-0.5, 1]],
+    "d": [[1, 1], [1, 1], [1, 1]],
+}
+ACC = np.array([[0.5, 1, 1], [0, 0.5, 1], [0, 0, 0.5], [1, 1, 1]])
+
+
+def test_both_formats_give_identical_scores(tmp_path):
+    write_ours(tmp_path / "ours", RUN, steps_per_epoch=2)
+    write_openrlhf(tmp_path / "theirs", RUN, steps_per_epoch=2)
+    keys, _, acc, fmt = lim.trajectories(tmp_path / "ours", None, None)  # epochs as our log records them
+    assert fmt == "limr" and sorted(keys) == ["a", "b", "c", "d"]
+    ours = dict(zip(keys, lim_scores(acc)[0]))
+    keys2, _, acc2, fmt2 = lim.trajectories(tmp_path / "theirs", 2, None)  # OpenRLHF: steps grouped by 2
+    assert fmt2 == "openrlhf"
+    theirs = {k.removeprefix("prompt "): v for k, v in zip(keys2, lim_scores(acc2)[0])}
+    expected = dict(zip("abcd", lim_scores(ACC)[0]))
+    for k in "abcd":
+        assert ours[k] == pytest.approx(expected[k]) and theirs[k] == pytest.approx(expected[k])
+
+
+def test_missing_epochs_and_max_epochs(tmp_path):
+    run = {**RUN, "gap": [[], [1, 1], [1, -1]], "end": [[1, 1], [1, 1], []], "long": [[], [], [1, 1]]}
+    write_ours(tmp_path / "r", run)
+    keys, _, acc, _ = lim.trajectories(tmp_path / "r", None, None)
+    r = fill_missing(acc)
+    full = dict(zip(keys, ~np.isnan(r).any(axis=1)))
+    assert full == {"a": True, "b": True, "c": True, "d": True, "gap": True, "end": False, "long": False}
+    np.testing.assert_array_equal(r[keys.index("gap")], [1, 1, 0.5])
+    keys, _, acc, _ = lim.trajectories(tmp_path / "r", None, max_epochs=2)
+    assert acc.shape == (6, 2)  # "long" is never seen in the first two epochs
+    with pytest.raises(LIMError, match="only 3 epochs"):
+        lim.trajectories(tmp_path / "r", None, max_epochs=5)
+
+
+def test_repeated_prompt_shares_a_trajectory_in_openrlhf_logs_but_not_in_ours(tmp_path):
+    prompts = [{"id": i, "prompt": "same question" if i in "xy" else f"prompt {i}", "answer": "1", "source": "t"}
+               for i in "xyab"]
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    for k, rewards in enumerate([[-1, -1, -1, 1], [1, -1, 1, 1], [1, 1, 1, 1]]):  # x and y sampled under one text
+        samples = [{"prompt": "same question", "reward": x} for x in rewards]
+        samples += [{"prompt": "prompt a", "reward": 1}, {"prompt": "prompt b", "reward": -1}]
+        (folder / f"step_{k + 1}.json").write_text(json.dumps(samples))
+    summary = lim.main(["--rollouts", str(folder), "--steps-per-epoch", "1", "--threshold", "0.5", "--no-plots",
+                        "--prompts", str(tmp_path / "prompts.json"), "--out", str(tmp_path / "sel.json")])
+    selected = [r["id"] for r in json.loads((tmp_path / "sel.json").read_text())]
+    assert summary["problems_read"] == 3 and selected == ["x", "y"]  # both rows of the shared prompt, together
+
+
+def test_cli_on_our_logs_writes_selection_scores_figures_and_summary(tmp_path):
+    write_ours(tmp_path / "run" / "rollouts", RUN)
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in "abcdz"]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    out = tmp_path / "sel" / "limr.json"
+    summary = lim.main(["--rollouts", str(tmp_path / "run" / "rollouts"), "--prompts", str(tmp_path / "p.json"),
+                        "--threshold", "0.3", "--out", str(out)])
+    s = dict(zip("abcd", lim_scores(ACC)[0]))
+    assert [r["id"] for r in json.loads(out.read_text())] == [k for k in "abcd" if s[k] >= 0.3]
+    scores = json.loads((tmp_path / "sel" / "limr_scores.json").read_text())
+    assert {r["id"]: r["score"] for r in scores} == pytest.approx(s, abs=1e-6)
+    assert set(scores[0]) == {"id", "prompt", "score"}
+    assert all(Path(f).stat().st_size > 1000 for f in summary["figures"])
+    assert summary["problems_read"] == 4 and summary["with_full_trajectory"] == 4
+    assert json.loads((tmp_path / "sel" / "limr_summary.json").read_text())["selected"] == summary["selected"]
+
+
+def test_rand_baseline_is_seeded_and_the_size_of_lim(tmp_path):
+    args = ["--scores", str(SHARED / "lim_scores.json"), "--prompts", "math8k", "--baseline", "rand", "--no-plots"]
+    a = lim.main(args + ["--out", str(tmp_path / "a.json")])
+    lim.main(args + ["--out", str(tmp_path / "b.json"), "--seed", "0"])
+    c = lim.main(args + ["--out", str(tmp_path / "c.json"), "--seed", "1", "--size", "100"])
+    assert a["selected"] == 1389 and c["selected"] == 100
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    rand = json.loads((tmp_path / "a.json").read_text())
+    limr_ids = {r["id"] for r in json.loads((SHARED / "limr.json").read_text())}
+    assert len({r["id"] for r in rand} - limr_ids) > 1000  # a random draw, not the LIM selection
+
+
+def test_published_scores_give_the_published_1389(tmp_path):
+    lim.main(["--scores", str(SHARED / "lim_scores.json"), "--prompts", str(SHARED / "math8k.json"),
+              "--threshold", "0.6", "--out", str(tmp_path / "x.json")])
+    ours = json.loads((tmp_path / "x.json").read_text())
+    published = json.loads((SHARED / "limr.json").read_text())
+    assert [r["id"] for r in ours] == [r["id"] for r in published]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    with pytest.raises(LIMError, match="no such folder"):
+        lim.main(["--rollouts", str(tmp_path / "nope")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LIMError, match="no step_N"):
+        lim.main(["--rollouts", str(tmp_path / "empty")])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "step_000001.jsonl").write_text('{"id": "a"}\n')
+    with pytest.raises(LIMError, match="step_000001.jsonl: not a valid limr rollout log"):
+        lim.main(["--rollouts", str(tmp_path / "bad"), "--prompts", "toy"])
