@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="new tokens per response")
     p.add_argument("--limit", type=int, help="only the first K problems of each benchmark (quick checks)")
     p.add_argument("--tp", type=int, help="tensor-parallel GPUs (default: all visible)")
+    p.add_argument("--dtype", default="auto", help="vLLM dtype (auto: the model's, bfloat16 for float32 models)")
     p.add_argument("--name", help="row label and results folder name (default: from model / adapter / run)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root: <out>/<name>/")
     p.add_argument("--force", action="store_true", help="re-run benchmarks that already have results")
@@ -67,14 +68,16 @@ def adapter_base(adapter: Path) -> str:
     return json.loads(cfg.read_text()).get("base_model_name_or_path") or ""
 
 
-def start_engine(model_path: str, max_lora_rank: int = 0, max_model_len: int = 4096):
+def start_engine(model_path: str, max_lora_rank: int = 0, max_model_len: int = 4096, tp: int | None = None,
+                 dtype: str = "auto"):
     """vLLM over all visible GPUs (or the CPU); LoRA enabled when adapters will be served."""
     import torch
     from vllm import LLM
 
     cuda = torch.cuda.is_available()
-    kw = dict(tensor_parallel_size=max(1, torch.cuda.device_count()), gpu_memory_utilization=0.85) if cuda else dict(
-        enforce_eager=True, kv_cache_memory_bytes=2 * 2**30)
+    kw = dict(tensor_parallel_size=tp or max(1, torch.cuda.device_count()), gpu_memory_utilization=0.85) if cuda \
+        else dict(enforce_eager=True, kv_cache_memory_bytes=2 * 2**30)
+    kw["dtype"] = dtype
     if max_lora_rank:
         kw.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
     return LLM(model=model_path, seed=0, max_model_len=max_model_len, **kw)
@@ -183,6 +186,15 @@ def plot_run(rows: list[dict], path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------------- main
 
+def checkpoint_name(args: argparse.Namespace, step: int, adapter: Path | None) -> str:
+    """Results folder name: --name, else the run's name and step, else model (+ adapter)."""
+    if args.run:
+        return f"{args.name or args.run.name}/step_{step:06d}"
+    if adapter is not None:
+        return args.name or f"{Path(args.model).name}+{adapter.parent.parent.name}-{adapter.name}"
+    return args.name or Path(args.model).name
+
+
 def main(argv: list[str] | None = None, llm=None) -> list[dict]:
     args = parse_args(argv)
     if args.compare:
@@ -210,14 +222,13 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
         if base and base != model_path and Path(base).name != Path(model_path).name:
             raise EvalError(f"--adapter {adapter} was trained on {base}, not on --model {args.model}")
         ranks.append(json.loads((adapter / "adapter_config.json").read_text())["r"])
-    llm = llm or start_engine(model_path, max(ranks, default=0), args.max_tokens + 1024)
+    names = [checkpoint_name(args, step, adapter) for step, adapter in checkpoints]
+    pending = args.force or any(not (args.out / name / f"{b}.jsonl").exists() for name in names
+                                for b in args.benchmarks.split(","))
+    if pending:  # no engine (and no minute of start-up) when every result is already there
+        llm = llm or start_engine(model_path, max(ranks, default=0), args.max_tokens + 1024, args.tp, args.dtype)
     rows = []
-    for step, adapter in checkpoints:
-        name = args.name or (args.run.name if args.run else Path(args.model).name)
-        if args.run:
-            name = f"{name}/step_{step:06d}"
-        elif adapter is not None:
-            name = args.name or f"{Path(args.model).name}+{adapter.parent.parent.name}-{adapter.name}"
+    for (step, adapter), name in zip(checkpoints, names):
         lora = LoRARequest(str(adapter), step + 1, str(adapter)) if adapter is not None else None
         args.adapter = adapter
         rows.append({**evaluate(llm, args, name, lora), "step": step})

@@ -167,6 +167,7 @@ def plot(r: np.ndarray, s: np.ndarray, r_avg: np.ndarray, theta: float, out: Pat
     """The paper's Figure 2: (a) many trajectories, (b) the average curve with high- and low-score problems
     labelled with s; and a histogram of s with theta marked."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -183,6 +184,8 @@ def plot(r: np.ndarray, s: np.ndarray, r_avg: np.ndarray, theta: float, out: Pat
         b.plot(epochs, 100 * r[i], color=color, lw=1.5, marker=".", label=f"s = {s[i]:.2f}")
     b.set(title="(b) average curve vs high- and low-score problems", xlabel="training epoch", ylabel="accuracy (%)")
     b.legend()
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
     paths = [out.with_name(out.stem + "_trajectories.png")]
     fig.savefig(paths[0], dpi=120)

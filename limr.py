@@ -70,9 +70,17 @@ def parser() -> argparse.ArgumentParser:
                                 epilog="presets:\n" + "\n".join(f"  {k}: {v}" for k, v in PRESETS.items()))
     a = p.add_argument
     a("--preset", choices=list(PRESETS), default="paper", help="a whole config (see below); flags override it")
-    a("--stage", choices=["full", "limr", "rand"], default="full",
+    a("--stage", choices=["full", "limr", "rand", "all"], default="full",
       help="full: train on --prompts; limr: on the LIM selection of this preset's full run (else the published "
-           "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set")
+           "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; all: full, "
+           "LIM, limr and rand, then evaluate the base model and the three runs into one table (resumable)")
+    a("--threshold", type=float, default=lim.THETA, help="--stage all: LIM's theta (keep s >= theta)")
+    a("--eval-benchmarks", help="--stage all: benchmarks to evaluate (default: toy for the toy task, else "
+                                "aime24,amc23,math500)")
+    a("--eval-limit", type=int, help="--stage all: only the first K problems of each benchmark (quick checks)")
+    a("--eval-max-tokens", type=int, help="--stage all: new tokens per answer (default: the paper's 3,072; "
+                                          "the toy task: --max-response-tokens)")
+    a("--results-dir", default="results", help="--stage all: where evaluations and the final table go")
     a("--prompts", help="prompt set: math8k, limr, toy, or a JSON/JSONL file of {id, prompt, answer, source}")
     a("--name", help="run folder under --runs-dir (default: <preset>-<stage>)")
     a("--runs-dir", default="runs", help="where runs are written")
@@ -631,10 +639,84 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
     return run
 
 
+def finished(run: Path) -> bool:
+    """A run whose last checkpoint is its final step."""
+    if not (run / "config.json").exists() or last_checkpoint(run) is None:
+        return False
+    return int(last_checkpoint(run).name.split("_")[1]) >= json.loads((run / "config.json").read_text())["total_steps"]
+
+
+def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> Path:
+    """--stage all: the paper's comparison from one base model. Every stage skips what is already done."""
+    import subprocess
+
+    root, results = Path(args.runs_dir), Path(args.results_dir) / args.preset
+    args.model_path = data.demo_model() if args.model == "demo" else args.model
+    llm = None
+    for stage in ("full", "limr", "rand"):
+        run = root / f"{args.preset}-{stage}"
+        if not finished(run):
+            stage_args = argparse.Namespace(**{**vars(args), "stage": stage, "name": run.name,
+                                               "resume": str(run) if (run / "config.json").exists() else None,
+                                               "given": args.given - {"prompts"}})  # --prompts is full's set
+            llm = llm or start_vllm(args, "cuda" if torch.cuda.is_available() else "cpu")  # one engine, reused
+            train(stage_args, reward_fn, llm)
+        if stage == "full" and not (run / "lim" / "lim.json").exists():
+            lim.main(["--rollouts", str(run / "rollouts"), "--threshold", str(args.threshold)])
+    del llm  # free the training engine before the evaluation engines start
+    bench = args.eval_benchmarks or ("toy" if args.prompts == "toy" else "aime24,amc23,math500")
+    common = ["--benchmarks", bench, "--out", str(results), "--dtype", args.dtype]
+    common += ["--one-shot"] if args.one_shot else []
+    max_tokens = args.eval_max_tokens or (args.max_response_tokens if args.prompts == "toy" else None)
+    common += ["--max-tokens", str(max_tokens)] if max_tokens else []
+    common += ["--limit", str(args.eval_limit)] if args.eval_limit else []
+    evaluate_py = str(Path(__file__).with_name("evaluate.py"))
+    # separate processes: each evaluation engine gets the whole GPU and gives it back when done
+    subprocess.run([sys.executable, evaluate_py, "--model", args.model, "--name", "base", *common], check=True)
+    for stage in ("full", "limr", "rand"):
+        subprocess.run([sys.executable, evaluate_py, "--run", str(root / f"{args.preset}-{stage}"), *common],
+                       check=True)
+    rows = [{**json.loads((results / "base" / "summary.json").read_text()), "name": f"{args.model} (base)"}]
+    for stage in ("full", "limr", "rand"):
+        last = json.loads((results / f"{args.preset}-{stage}" / "summary.json").read_text())["rows"][-1]
+        count = json.loads((root / f"{args.preset}-{stage}" / "config.json").read_text())["prompts_count"]
+        rows.append({**last, "name": f"{stage.upper()} ({count} prompts)"})
+    import evaluate
+
+    text = evaluate.table(rows)
+    (results / "table.md").write_text(text)
+    plot_pipeline(root, results, args.preset)
+    print(text)
+    return results
+
+
+def plot_pipeline(root: Path, results: Path, preset: str) -> None:
+    """Figure 3 of the paper for our three runs: held-out accuracy, response length, training reward vs step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for stage in ("full", "limr", "rand"):
+        metrics = [json.loads(line) for line in (root / f"{preset}-{stage}" / "metrics.jsonl").read_text().splitlines()]
+        evals = json.loads((results / f"{preset}-{stage}" / "summary.json").read_text())["rows"]
+        acc = [sum(b["pass@1"] for b in r["benchmarks"].values()) / len(r["benchmarks"]) for r in evals]
+        axes[0].plot([r["step"] for r in evals], [100 * a for a in acc], marker="o", label=stage.upper())
+        axes[1].plot([m["step"] for m in metrics], [m["response_length"] for m in metrics], label=stage.upper())
+        axes[2].plot([m["step"] for m in metrics], [m["reward_mean"] for m in metrics], label=stage.upper())
+    for ax, title in zip(axes, ["(a) average held-out accuracy (%)", "(b) response length", "(c) training reward"]):
+        ax.set(title=title, xlabel="training step")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(results / "training_curves.png", dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        run = train(args)
+        run = pipeline(args) if args.stage == "all" else train(args)
     except (LimrError, data.DataError, lim.LIMError) as e:
         sys.exit(f"limr.py: {e}")
     print(f"done: {run}")

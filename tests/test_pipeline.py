@@ -1,0 +1,34 @@
+"""--stage all on the tiny model: full -> LIM -> limr and rand -> evaluation -> one table; a rerun redoes nothing."""
+
+import json
+
+from test_limr import PROMPTS
+
+import limr
+
+
+def has_digit(responses: list[str], answers: list[str], truncated: list[bool]) -> list[float]:
+    """+1 if the response has a digit, else -0.5: accuracies vary by prompt, so LIM has something to rank."""
+    return [1.0 if any(c.isdigit() for c in r) else -0.5 for r in responses]
+
+
+def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
+    argv = ["--preset", "demo", "--stage", "all", "--model", tiny_model, "--prompts", str(tmp_path / "prompts.json"),
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--n", "4",
+            "--prompts-per-step", "4", "--epochs", "2", "--max-response-tokens", "12", "--no-one-shot",
+            "--temperature", "1.0", "--threshold", "0.0", "--eval-benchmarks", "toy", "--eval-limit", "4",
+            "--eval-max-tokens", "8"]
+    results = limr.pipeline(limr.parse_args(argv), has_digit)
+    runs = tmp_path / "runs"
+    selection = json.loads((runs / "demo-full" / "lim" / "lim.json").read_text())
+    limr_cfg = json.loads((runs / "demo-limr" / "config.json").read_text())
+    rand_cfg = json.loads((runs / "demo-rand" / "config.json").read_text())
+    assert 0 < len(selection) <= 8 and limr_cfg["prompts_count"] == rand_cfg["prompts_count"] == len(selection)
+    table = (results / "table.md").read_text()
+    assert table.count("\n") == 6 and "(base)" in table and "FULL (8 prompts)" in table and "RAND" in table
+    assert (results / "training_curves.png").stat().st_size > 1000
+    before = {p: p.stat().st_mtime for p in (tmp_path / "results").rglob("*.jsonl")}
+    before |= {p: p.stat().st_mtime for p in runs.rglob("metrics.jsonl")}
+    limr.pipeline(limr.parse_args(argv), has_digit)
+    assert before == {p: p.stat().st_mtime for p in before}  # nothing trained or evaluated twice
