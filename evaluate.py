@@ -91,8 +91,10 @@ def generate(llm, rows: list[dict], n: int, temperature: float, args, lora=None)
     example = data.TOY_EXAMPLE if args.one_shot else None
     prompts = [data.chat_prompt(tokenizer, r["question"], example=example) if args.template == "chat"
                else r["question"] for r in rows]
+    from limr import stop_token_ids  # the same end tokens as in training (the chat turn end included)
+
     params = SamplingParams(n=n, temperature=temperature, top_p=TOP_P if temperature > 0 else 1.0,
-                            max_tokens=args.max_tokens)
+                            max_tokens=args.max_tokens, stop_token_ids=stop_token_ids(tokenizer, args.model_path))
     outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=True)
     return [[(o.text, o.finish_reason == "length") for o in out.outputs] for out in outs]
 
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
         args.one_shot = args.one_shot or config.get("one_shot", False)
         saved = sorted(p for p in (args.run / "checkpoints").glob("step_[0-9]*") if not p.name.endswith(".tmp"))
         checkpoints = [(0, None)] + [(int(p.name.split("_")[1]), p) for p in saved]
-    model_path = data.demo_model() if args.model == "demo" else args.model
+    model_path = args.model_path = data.demo_model() if args.model == "demo" else args.model
     ranks = []
     for _, adapter in checkpoints:
         if adapter is None:
