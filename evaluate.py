@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
         args.one_shot = args.one_shot or config.get("one_shot", False)
         saved = sorted(p for p in (args.run / "checkpoints").glob("step_[0-9]*") if not p.name.endswith(".tmp"))
         checkpoints = [(0, None)] + [(int(p.name.split("_")[1]), p) for p in saved]
-    model_path = args.model_path = data.demo_model() if args.model == "demo" else args.model
+    model_path = args.model_path = data.model_path(args.model)
     ranks = []
     for _, adapter in checkpoints:
         if adapter is None:

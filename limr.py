@@ -118,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
       help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
     a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
-    a("--vllm-memory", type=float, default=None,
+    a("--vllm-memory", type=float, default=0.35,
       help="CUDA: vLLM's gpu_memory_utilization, its share of GPU memory while it generates (default 0.35)")
     a("--cpu-kv-cache-gb", type=float, default=2.0, help="CPU: GiB of RAM for vLLM's KV cache")
     a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
@@ -155,8 +155,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--load-in-4bit and --load-in-8bit exclude each other")
     if args.dtype == "auto":
         args.dtype = "bfloat16" if cuda else "float32"
-    if args.vllm_memory is None:
-        args.vllm_memory = 0.35
     for k in ("n", "prompts_per_step", "train_batch", "epochs", "token_budget", "lora_rank", "save_every"):
         if getattr(args, k) is not None and getattr(args, k) < 1:
             p.error(f"--{k.replace('_', '-')} must be at least 1")
@@ -548,7 +546,7 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
     """The whole run; returns its folder. reward_fn(responses, answers, truncated) -> list of floats; llm: an
     engine of the same base model to reuse (its weights are overwritten with this run's policy first)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    args.model_path = data.demo_model() if args.model == "demo" else args.model
+    args.model_path = data.model_path(args.model)
     run = Path(args.runs_dir) / args.name
     if (run / "config.json").exists() and not args.resume:
         raise LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
@@ -641,9 +639,10 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
 
 def finished(run: Path) -> bool:
     """A run whose last checkpoint is its final step."""
-    if not (run / "config.json").exists() or last_checkpoint(run) is None:
+    ckpt = last_checkpoint(run)
+    if ckpt is None or not (run / "config.json").exists():
         return False
-    return int(last_checkpoint(run).name.split("_")[1]) >= json.loads((run / "config.json").read_text())["total_steps"]
+    return int(ckpt.name.split("_")[1]) >= json.loads((run / "config.json").read_text())["total_steps"]
 
 
 def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> Path:
@@ -651,7 +650,7 @@ def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> 
     import subprocess
 
     root, results = Path(args.runs_dir), Path(args.results_dir) / args.preset
-    args.model_path = data.demo_model() if args.model == "demo" else args.model
+    args.model_path = data.model_path(args.model)
     llm = None
     for stage in ("full", "limr", "rand"):
         run = root / f"{args.preset}-{stage}"

@@ -177,6 +177,11 @@ def is_equivalent(pred: str, gold: str) -> bool:
         return False
 
 
+def unfinished_reward(response: str, truncated: bool) -> float:
+    """The score of an item whose grading timed out or crashed: -0.5 if it has a boxed answer, else -1."""
+    return WRONG if extract_boxed(clean(response)) is not None and not truncated else FORMAT_ERROR
+
+
 def reward(response: str, answer: str, truncated: bool = False) -> float:
     """The paper's reward for one response: 1.0 correct, -0.5 boxed but wrong, -1.0 format error."""
     response = clean(response)
@@ -259,7 +264,7 @@ def rewards(
                 out[i] = json.loads(line)[1]
                 del busy[slot]
             elif line == "" or time.monotonic() > deadline:  # crashed (EOF) or hung: score it and replace the worker
-                out[i] = WRONG if extract_boxed(clean(responses[i])) is not None and not truncated[i] else FORMAT_ERROR
+                out[i] = unfinished_reward(responses[i], truncated[i])
                 pool[slot] = _replace(pool[slot])
                 del busy[slot]
     return out
@@ -279,7 +284,7 @@ def _serve() -> None:
         try:
             r = reward(response, answer, truncated)
         except Exception:  # never let one item take the worker down; a crash would cost a restart
-            r = WRONG if extract_boxed(clean(response)) is not None and not truncated else FORMAT_ERROR
+            r = unfinished_reward(response, truncated)
         sys.stdout.write(json.dumps([i, r]) + "\n")
         sys.stdout.flush()
 

@@ -28,7 +28,7 @@ def measure(name: str, model: str, extra: list[str]) -> dict:
     from vllm import SamplingParams
 
     args = limr.parse_args(["--preset", "demo", "--model", model, *extra])
-    args.model_path = data.demo_model() if model == "demo" else model
+    args.model_path = data.model_path(model)
     policy, tokenizer = limr.load_policy(args, "cpu")
     llm = limr.start_vllm(args, "cpu")
     rows, _ = limr.encode_prompts(data.toy_task("train")[: args.prompts_per_step], tokenizer, args)

