@@ -201,11 +201,14 @@ atexit.register(lambda: close_workers())
 
 
 def _start_worker() -> subprocess.Popen:
+    """A worker that has loaded math-verify: its start-up (seconds on a busy CPU) must not eat an item's timeout."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
+    w = subprocess.Popen(
         [sys.executable, os.path.abspath(__file__), "--serve"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", env=env,
     )
+    w.stdout.readline()  # "ready" (or "" if it died; the first item then sees EOF and replaces it)
+    return w
 
 
 def _kill(w: subprocess.Popen) -> None:
@@ -279,6 +282,9 @@ def _replace(w: subprocess.Popen) -> subprocess.Popen:
 
 def _serve() -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # its "Timeout during comparison" is our -0.5
+    is_equivalent("x", "y")  # load math-verify and sympy now, then say so
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     for line in sys.stdin:
         i, response, answer, truncated = json.loads(line)
         try:
