@@ -59,7 +59,7 @@ PRESETS = {
     # answers only after one worked example, so the prompt shows one. T 0.7: at 1.2 it rarely finishes an answer.
     "demo": dict(model="demo", prompts="toy", n=4, temperature=0.7, kl=0.01, max_prompt_tokens=256,
                  max_response_tokens=64, prompts_per_step=16, train_batch=64, epochs=4, lr=2e-4, lora_rank=16,
-                 lora_alpha=32, token_budget=8192, save_every=4, gradient_checkpointing=False, one_shot=True,
+                 lora_alpha=32, token_budget=4096, save_every=4, gradient_checkpointing=False, one_shot=True,
                  skip_uniform_groups=True),
 }
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
@@ -452,6 +452,15 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
 
 # ------------------------------------------------------------------------------------- logs + checkpoints
 
+def peak_memory_gb(device: str) -> float:
+    """Peak GPU memory allocated by torch on CUDA; peak resident memory of this process (vLLM's too) on a CPU."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def write_atomic(path: Path, blob: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(blob)
@@ -617,7 +626,8 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
                        "response_length": generated / len(samples),
                        "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
                        "lr": scheduler.get_last_lr()[0], "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
-                       "seconds_train": t3 - t2, "seconds_sync": t4 - t3,
+                       "seconds_train": t3 - t2, "seconds_sync": t4 - t3, "time": time.time(),
+                       "peak_memory_gb": peak_memory_gb(device),
                        "generate_tokens_per_second": generated / (t1 - t0),
                        "train_tokens_per_second": stats["train_tokens"] / max(t3 - t2, 1e-9)}
             log_rollouts(run, step, epoch, batch, samples, rewards, not args.no_log_responses)

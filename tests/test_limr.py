@@ -124,9 +124,13 @@ def test_it_learns(tiny_model, engine, tmp_path):
     args = make_args(tmp_path, tiny_model, "--steps", "20", "--temperature", "1.0", "--name", "learn",
                      "--save-every", "100")
     run = limr.train(args, reward_fn=digit_share, llm=engine)
-    rewards = [json.loads(line)["reward_mean"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rewards = [m["reward_mean"] for m in metrics]
     first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
     assert last > first + 0.3, rewards  # from about a quarter digits to mostly digits
+    times = [m["time"] for m in metrics]  # wall clock of each step's end: what the benchmarks time steps with
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert all(m["peak_memory_gb"] > 0.1 for m in metrics)  # this process: model, vLLM, Python
 
 
 def test_resume_is_exact_and_logs_have_no_gap_or_duplicate(tiny_model, engine, tmp_path):
