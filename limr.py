@@ -211,7 +211,6 @@ class LimrError(ValueError):
 
 def load_policy(args: argparse.Namespace, device: str):
     """The base model with fresh LoRA adapters (peft); optionally 4/8-bit base weights on CUDA."""
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
     kwargs: dict = {"dtype": getattr(torch, args.dtype)}
@@ -224,6 +223,13 @@ def load_policy(args: argparse.Namespace, device: str):
         model = AutoModelForCausalLM.from_pretrained(args.model_path, device_map=device, **kwargs)
     except OSError as e:
         raise LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0]})") from None
+    return with_lora(model, args), tokenizer
+
+
+def with_lora(model, args: argparse.Namespace):
+    """The model with fresh LoRA adapters on --lora-targets (and gradient checkpointing if asked)."""
+    from peft import LoraConfig, get_peft_model
+
     targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
              type(m).__name__ in ("Linear4bit", "Linear8bitLt")}
@@ -237,7 +243,7 @@ def load_policy(args: argparse.Namespace, device: str):
     torch.manual_seed(args.seed)  # the LoRA init
     config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, target_modules=targets, lora_dropout=0.0,
                         task_type="CAUSAL_LM")
-    return get_peft_model(model, config), tokenizer
+    return get_peft_model(model, config)
 
 
 def dense_weight(p: torch.Tensor) -> torch.Tensor:

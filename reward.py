@@ -200,15 +200,15 @@ _workers: list[subprocess.Popen] = []
 atexit.register(lambda: close_workers())
 
 
-def _start_worker() -> subprocess.Popen:
-    """A worker that has loaded math-verify: its start-up (seconds on a busy CPU) must not eat an item's timeout."""
+def _start_workers(k: int) -> list[subprocess.Popen]:
+    """k workers that have loaded math-verify (started together, then awaited): start-up, seconds on a busy CPU,
+    must not eat an item's timeout."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    w = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--serve"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", env=env,
-    )
-    w.stdout.readline()  # "ready" (or "" if it died; the first item then sees EOF and replaces it)
-    return w
+    new = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, encoding="utf-8", env=env) for _ in range(k)]
+    for w in new:
+        w.stdout.readline()  # "ready" (or "" if it died; its first item then sees EOF and replaces it)
+    return new
 
 
 def _kill(w: subprocess.Popen) -> None:
@@ -239,8 +239,7 @@ def rewards(
         raise ValueError("rewards(): responses, answers and truncated must have the same length")
     truncated = truncated or [False] * len(responses)
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
-    while len(_workers) < workers:
-        _workers.append(_start_worker())
+    _workers.extend(_start_workers(workers - len(_workers)))
     pool = _workers[:workers]
     out: list[float | None] = [None] * len(responses)
     todo = list(range(len(responses)))[::-1]
@@ -275,7 +274,7 @@ def rewards(
 
 def _replace(w: subprocess.Popen) -> subprocess.Popen:
     _kill(w)
-    new = _start_worker()
+    [new] = _start_workers(1)
     _workers[_workers.index(w)] = new
     return new
 

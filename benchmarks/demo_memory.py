@@ -8,7 +8,6 @@ backward. Each setting runs in its own process, so its peak resident memory (ru_
 """
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ def one(budget: int, checkpointing: bool) -> dict:
     return {"token_budget": budget, "gradient_checkpointing": checkpointing, "sequences": len(samples),
             "tokens": sum(len(s["prompt_ids"]) + len(s["ids"]) for s in samples),
             "update_seconds": round(seconds[1], 1),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+            "peak_rss_gb": round(limr.peak_memory_gb("cpu"), 2)}
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ SHAPES = {  # Qwen2 configs of the two base models (hidden, layers, heads, kv he
 
 
 def random_policy(shape: str, args, device: str):
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     hidden, layers, heads, kv, inter, vocab = SHAPES[shape]
@@ -38,12 +37,7 @@ def random_policy(shape: str, args, device: str):
                          max_position_embeddings=4096, tie_word_embeddings=False)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, args.dtype))
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    lora = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, target_modules=args.lora_targets.split(","),
-                      lora_dropout=0.0, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora), vocab
+    return limr.with_lora(model, args), vocab
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ trl and its few extra packages on top of .venv, so both use the same torch, tran
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -107,7 +106,7 @@ def run_trl(out: Path, use_vllm: bool) -> dict:
                           processing_class=tokenizer, peft_config=lora, callbacks=[Clock()])
     trainer.train()
     return {**step_seconds(ends), "mean_completion_tokens": round(statistics.mean(lengths[1:]), 1),
-            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
+            "peak_rss_gb": round(limr.peak_memory_gb("cpu"), 2)}
 
 
 def main() -> None:
