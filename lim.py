@@ -72,32 +72,26 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
     fmt, files = step_files(rollouts)
     if steps_per_epoch is None and fmt == "openrlhf":
         steps_per_epoch = UPSTREAM_STEPS_PER_EPOCH
-    index: dict[str, int] = {}
-    prompts: list[str] = []
-    correct, total = np.zeros((0, 0)), np.zeros((0, 0))
+    counts: dict[str, dict[int, list[int]]] = {}  # key -> epoch -> [correct, sampled]
+    prompts: dict[str, str] = {}
     for n, (step, path) in enumerate(files):
         for key, prompt, epoch, rewards in read_step(fmt, path):
             k = (step - 1) // steps_per_epoch if steps_per_epoch else epoch if epoch is not None else n
             if max_epochs is not None and k >= max_epochs:
                 continue
-            if key not in index:
-                index[key] = len(prompts)
-                prompts.append(prompt)
-            i = index[key]
-            if i >= correct.shape[0] or k >= correct.shape[1]:  # grow rows geometrically, not one at a time
-                rows = correct.shape[0] if i < correct.shape[0] else max(2 * correct.shape[0], 1024)
-                shape = (rows, max(correct.shape[1], k + 1))
-                correct, total = (np.pad(a, [(0, shape[0] - a.shape[0]), (0, shape[1] - a.shape[1])])
-                                  for a in (correct, total))
-            correct[i, k] += sum(r == 1 for r in rewards)  # accuracy counts reward == 1 (upstream), not the mean
-            total[i, k] += len(rewards)
-    n_epochs = correct.shape[1] if max_epochs is None else max_epochs
-    correct, total = correct[: len(prompts), :n_epochs], total[: len(prompts), :n_epochs]
-    if correct.shape[1] < n_epochs:
-        raise LIMError(f"--max-epochs {max_epochs}: {rollouts} holds only {correct.shape[1]} epochs")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = np.where(total > 0, correct / total, np.nan)
-    return list(index), prompts, acc, fmt
+            prompts.setdefault(key, prompt)
+            c = counts.setdefault(key, {}).setdefault(k, [0, 0])
+            c[0] += sum(r == 1 for r in rewards)  # accuracy counts reward == 1 (upstream), not the mean
+            c[1] += len(rewards)
+    n_epochs = 1 + max((k for c in counts.values() for k in c), default=-1)
+    if max_epochs is not None and n_epochs < max_epochs:
+        raise LIMError(f"--max-epochs {max_epochs}: {rollouts} holds only {n_epochs} epochs")
+    acc = np.full((len(counts), n_epochs), np.nan)
+    for i, c in enumerate(counts.values()):
+        for k, (correct, sampled) in c.items():
+            if sampled:
+                acc[i, k] = correct / sampled
+    return list(counts), list(prompts.values()), acc, fmt
 
 
 def fill_missing(acc: np.ndarray) -> np.ndarray:
