@@ -66,7 +66,9 @@ LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # ever
 
 
 def parser() -> argparse.ArgumentParser:
+    # allow_abbrev=False: parse_args() sees which flags were typed; `--temp` for --temperature would slip past it
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False,
                                 epilog="presets:\n" + "\n".join(f"  {k}: {v}" for k, v in PRESETS.items()))
     a = p.add_argument
     a("--preset", choices=list(PRESETS), default="paper", help="a whole config (see below); flags override it")

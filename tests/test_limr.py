@@ -76,6 +76,18 @@ def test_micro_batches_respect_the_token_budget():
         assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 100
 
 
+def test_flags_beat_the_resumed_config_which_beats_the_preset(tmp_path):
+    args = limr.parse_args(["--preset", "demo", "--temperature", "1.0", "--lr=0.5"])
+    assert (args.temperature, args.lr, args.n) == (1.0, 0.5, limr.PRESETS["demo"]["n"])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps({"preset": "demo", "temperature": 0.5, "n": 3,
+                                                             "clip_eps": 0.3}))
+    args = limr.parse_args(["--resume", str(tmp_path / "run"), "--temperature", "0.9"])
+    assert (args.temperature, args.n, args.clip_eps, args.name) == (0.9, 3, 0.3, "run")
+    with pytest.raises(SystemExit, match="2"):  # an abbreviation would escape the override check: refused
+        limr.parse_args(["--preset", "demo", "--temp", "1.0"])
+
+
 def test_logprobs_match_full_softmax(tiny_model):
     from transformers import AutoModelForCausalLM
 
