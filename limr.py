@@ -157,9 +157,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--load-in-4bit and --load-in-8bit exclude each other")
     if args.dtype == "auto":
         args.dtype = "bfloat16" if cuda else "float32"
-    for k in ("n", "prompts_per_step", "train_batch", "epochs", "token_budget", "lora_rank", "save_every"):
-        if getattr(args, k) is not None and getattr(args, k) < 1:
-            p.error(f"--{k.replace('_', '-')} must be at least 1")
+    lowest = dict.fromkeys(("n", "prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
+                            "lora_alpha", "save_every", "max_prompt_tokens", "max_response_tokens"), 1)
+    lowest.update(warmup_steps=0, temperature=0, kl=0, clip_eps=0, cpu_kv_cache_gb=0.1)
+    for k, low in lowest.items():
+        if getattr(args, k) is not None and getattr(args, k) < low:
+            p.error(f"--{k.replace('_', '-')} must be at least {low}")
     return args
 
 
@@ -567,11 +570,12 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
     run = Path(args.runs_dir) / args.name
     if (run / "config.json").exists() and not args.resume:
         raise LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
-    (run / "rollouts").mkdir(parents=True, exist_ok=True)
+    prompts = stage_prompts(args)  # a bad --prompts file fails now, not after the model has loaded
     policy, tokenizer = load_policy(args, device)
-    rows, dropped = encode_prompts(stage_prompts(args), tokenizer, args)
+    rows, dropped = encode_prompts(prompts, tokenizer, args)
     if not rows:
         raise LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
+    (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
     steps_per_epoch = math.ceil(len(rows) / args.prompts_per_step)
     total = args.steps or steps_per_epoch * args.epochs
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "given", "model_path")}

@@ -201,3 +201,6 @@ def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
     with pytest.raises(Exception, match="bad.jsonl: row 1 has no field 'answer'"):
         limr.train(limr.parse_args(["--preset", "demo", "--model", tiny_model, "--prompts", str(tmp_path / "bad.jsonl"),
                                     "--runs-dir", str(tmp_path / "runs"), "--name", "c"]))
+    assert not (tmp_path / "runs").exists()  # no half-made run folder is left behind by bad input
+    with pytest.raises(SystemExit, match="2"):
+        make_args(tmp_path, tiny_model, "--steps", "0")  # 0 used to mean "all epochs"
