@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [b for b in args.benchmarks.split(",") if b not in PROTOCOL]
     if unknown:
         p.error(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(PROTOCOL)}")
+    for k in ("n", "max_tokens", "limit", "tp"):
+        if getattr(args, k) is not None and getattr(args, k) < 1:
+            p.error(f"--{k.replace('_', '-')} must be at least 1")
+    if args.temperature is not None and args.temperature < 0:
+        p.error("--temperature must be at least 0")
     if not args.compare and not args.model and not args.run:
         p.error("give --model (and optionally --adapter), --run, or --compare")
     return args
@@ -193,8 +198,8 @@ def checkpoint_name(args: argparse.Namespace, step: int, adapter: Path | None) -
     if args.run:
         return f"{args.name or args.run.name}/step_{step:06d}"
     if adapter is not None:
-        return args.name or f"{Path(args.model).name}+{adapter.parent.parent.name}-{adapter.name}"
-    return args.name or Path(args.model).name
+        return args.name or f"{Path(args.model_path).name}+{adapter.parent.parent.name}-{adapter.name}"
+    return args.name or Path(args.model_path).name  # 'demo' -> SmolLM2-135M-Instruct, not the pipeline's results/demo
 
 
 def main(argv: list[str] | None = None, llm=None) -> list[dict]:

@@ -231,6 +231,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.threshold = LINEAR_THETA if args.baseline == "linear" else THETA
     if not np.isfinite(args.threshold):
         p.error("--threshold must be a finite number")
+    for k in ("steps_per_epoch", "max_epochs", "size"):
+        if getattr(args, k) is not None and getattr(args, k) < 1:
+            p.error(f"--{k.replace('_', '-')} must be at least 1")
     return args
 
 

@@ -96,6 +96,9 @@ def test_adapter_and_run_and_compare(tiny_model, engine, tmp_path):
 def test_bad_inputs(tiny_model, engine, tmp_path):
     with pytest.raises(SystemExit):
         evaluate.parse_args(["--model", tiny_model, "--benchmarks", "gsm8k"])
+    for flag, value in (("--limit", "0"), ("--n", "0"), ("--max-tokens", "0"), ("--temperature", "-1")):
+        with pytest.raises(SystemExit, match="2"):  # would have scored 0.0 and cached that as a finished benchmark
+            evaluate.parse_args(["--model", tiny_model, flag, value])
     with pytest.raises(evaluate.EvalError, match="no adapter_config.json"):
         run(["--model", tiny_model, "--adapter", str(tmp_path / "missing"), "--out", str(tmp_path)], engine)
     other = make_adapter(tiny_model, tmp_path / "other")
@@ -105,3 +108,9 @@ def test_bad_inputs(tiny_model, engine, tmp_path):
         run(["--model", tiny_model, "--adapter", str(other), "--out", str(tmp_path)], engine)
     with pytest.raises(evaluate.EvalError, match="no summary.json"):
         run(["--compare", str(tmp_path / "nothing")], engine)
+
+
+def test_default_results_name_of_the_demo_model_is_not_the_pipelines_folder():
+    args = evaluate.parse_args(["--model", "demo"])
+    args.model_path = "/cache/limr/SmolLM2-135M-Instruct"  # what data.model_path("demo") returns
+    assert evaluate.checkpoint_name(args, 0, None) == "SmolLM2-135M-Instruct"  # results/demo is --stage all's

@@ -177,3 +177,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     (tmp_path / "bad" / "step_000001.jsonl").write_text('{"id": "a"}\n')
     with pytest.raises(LIMError, match="step_000001.jsonl: not a valid limr rollout log"):
         lim.main(["--rollouts", str(tmp_path / "bad"), "--prompts", "toy"])
+    for flag in ("--size", "--max-epochs", "--steps-per-epoch"):  # 0 or less: refused, not read as "unset"
+        with pytest.raises(SystemExit, match="2"):
+            lim.parse_args(["--baseline", "rand", flag, "0"])
