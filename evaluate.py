@@ -11,6 +11,8 @@ Graded by reward.py (one grader for training and evaluation): correct = reward +
 """
 
 import argparse
+import hashlib
+import itertools
 import json
 import os
 import sys
@@ -24,6 +26,7 @@ import reward  # noqa: E402
 PROTOCOL = {"aime24": (4, 0.4), "amc23": (4, 0.4), "math500": (1, 0.0), "toy": (1, 0.0)}  # (samples, temperature)
 COLUMNS = {"aime24": "AIME2024", "math500": "MATH500", "amc23": "AMC2023", "toy": "TOY (held out)"}  # Table 2 order
 TOP_P, MAX_TOKENS = 0.95, 3072
+LORA_IDS = itertools.count(1)
 
 
 class EvalError(ValueError):
@@ -118,6 +121,30 @@ def grade(rows: list[dict], samples: list[list[tuple[str, bool]]]) -> list[dict]
     return out
 
 
+def weights_id(adapter: Path | None) -> str:
+    """sha256 of an adapter's weights: a result belongs to these weights, not to a folder name."""
+    if adapter is None:
+        return ""
+    with open(adapter / "adapter_model.safetensors", "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
+def settings(b: str, args, adapter: Path | None) -> dict:
+    """Everything a benchmark's result depends on; stored with each graded row, checked before reusing them."""
+    n, temperature = args.n or PROTOCOL[b][0], PROTOCOL[b][1] if args.temperature is None else args.temperature
+    return {"model": args.model, "adapter": weights_id(adapter), "problems": len(data.load_benchmark(b)[: args.limit]),
+            "n": n, "temperature": temperature, "max_tokens": args.max_tokens, "template": args.template,
+            "one_shot": bool(args.one_shot)}
+
+
+def finished(path: Path, setup: dict) -> list[dict] | None:
+    """The graded rows of a benchmark already run with these settings (a --limit 5 check is not a full result)."""
+    if not path.exists():
+        return None
+    graded = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return graded if graded and all(g.get("settings") == setup for g in graded) else None
+
+
 def evaluate(llm, args, name: str, lora=None) -> dict:
     """Run (or load) each benchmark into <out>/<name>/: <benchmark>.jsonl, summary.json, table.md."""
     folder = args.out / name
@@ -125,14 +152,13 @@ def evaluate(llm, args, name: str, lora=None) -> dict:
     summary = {"name": name, "model": args.model, "adapter": str(args.adapter or ""), "template": args.template,
                "benchmarks": {}}
     for b in args.benchmarks.split(","):
-        path = folder / f"{b}.jsonl"
-        n, temperature = args.n or PROTOCOL[b][0], PROTOCOL[b][1] if args.temperature is None else args.temperature
-        if path.exists() and not args.force:
-            graded = [json.loads(line) for line in path.read_text().splitlines() if line]
-        else:
+        path, setup = folder / f"{b}.jsonl", settings(b, args, args.adapter)
+        n, temperature = setup["n"], setup["temperature"]
+        graded = None if args.force else finished(path, setup)
+        if graded is None:
             rows = data.load_benchmark(b)[: args.limit]
             print(f"{name}: {b} ({len(rows)} problems x {n} samples, T={temperature})", flush=True)
-            graded = grade(rows, generate(llm, rows, n, temperature, args, lora))
+            graded = [{**g, "settings": setup} for g in grade(rows, generate(llm, rows, n, temperature, args, lora))]
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text("".join(json.dumps(g, ensure_ascii=False) + "\n" for g in graded))
             tmp.replace(path)  # a finished benchmark is never half-written, so it is safely skipped next time
@@ -230,13 +256,14 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
             raise EvalError(f"--adapter {adapter} was trained on {base}, not on --model {args.model}")
         ranks.append(json.loads((adapter / "adapter_config.json").read_text())["r"])
     names = [checkpoint_name(args, step, adapter) for step, adapter in checkpoints]
-    pending = args.force or any(not (args.out / name / f"{b}.jsonl").exists() for name in names
-                                for b in args.benchmarks.split(","))
+    pending = args.force or any(finished(args.out / name / f"{b}.jsonl", settings(b, args, adapter)) is None
+                                for (_, adapter), name in zip(checkpoints, names) for b in args.benchmarks.split(","))
     if pending:  # no engine (and no minute of start-up) when every result is already there
         llm = llm or start_engine(model_path, max(ranks, default=0), args.max_tokens + 1024, args.tp, args.dtype)
     rows = []
     for (step, adapter), name in zip(checkpoints, names):
-        lora = LoRARequest(str(adapter), step + 1, str(adapter)) if adapter is not None else None
+        # a new id per request: vLLM caches adapters by id, and a reused id would serve the old weights
+        lora = LoRARequest(str(adapter), next(LORA_IDS), str(adapter)) if adapter is not None else None
         args.adapter = adapter
         rows.append({**evaluate(llm, args, name, lora), "step": step})
     if args.run:

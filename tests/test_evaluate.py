@@ -69,6 +69,26 @@ def test_finished_benchmarks_are_skipped_unless_forced(tiny_model, engine, tmp_p
     assert run(argv + ["--force"], engine)[0]["benchmarks"]["math500"]["pass@1"] < 1.0
 
 
+def test_results_are_reused_only_for_the_same_settings_and_weights(tiny_model, engine, tmp_path):
+    adapter = make_adapter(tiny_model, tmp_path / "a", seed=1)
+    argv = ["--model", tiny_model, "--adapter", str(adapter), "--benchmarks", "math500", "--max-tokens", "8",
+            "--out", str(tmp_path), "--name", "a", "--limit", "2"]
+    path = tmp_path / "a" / "math500.jsonl"
+
+    def responses():
+        return [json.loads(line)["responses"] for line in path.read_text().splitlines()]
+
+    run(argv, engine)
+    first = responses()
+    run(argv[:-1] + ["3"], engine)  # --limit 3: a quick check is not reused as a bigger result
+    assert len(responses()) == 3
+    run(argv, engine)
+    assert responses() == first
+    make_adapter(tiny_model, adapter, seed=2)  # new weights in the same folder: evaluated again, and served
+    run(argv, engine)
+    assert responses() != first
+
+
 def test_gold_answers_as_responses_score_100_percent():
     for b in ("aime24", "amc23", "math500"):
         rows = data.load_benchmark(b)
