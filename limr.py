@@ -667,11 +667,34 @@ def finished(run: Path) -> bool:
     return int(ckpt.name.split("_")[1]) >= json.loads((run / "config.json").read_text())["total_steps"]
 
 
+# flags that do not change what a run learns: a pipeline rerun may change them (a smaller --token-budget after an
+# out-of-memory crash, other evaluation flags); any other typed flag must match the runs already on disk
+RERUN_FREE = {"preset", "stage", "name", "runs_dir", "resume", "results_dir", "eval_benchmarks", "eval_limit",
+              "eval_max_tokens", "threshold", "token_budget", "gradient_checkpointing", "vllm_memory",
+              "cpu_kv_cache_gb", "save_every", "no_log_responses"}
+
+
+def check_same_recipe(root: Path, args: argparse.Namespace) -> None:
+    """Refuse to mix recipes in one comparison: a typed flag that a saved run or LIM selection disagrees with."""
+    for stage in ("full", "limr", "rand"):
+        cfg = root / f"{args.preset}-{stage}" / "config.json"
+        saved = json.loads(cfg.read_text()) if cfg.exists() else {}
+        for k in sorted(args.given - RERUN_FREE):
+            if k in saved and saved[k] != getattr(args, k):
+                raise LimrError(f"{cfg.parent} was trained with --{k.replace('_', '-')} {saved[k]}, not "
+                                f"{getattr(args, k)}: use another --runs-dir, or delete it to train it again")
+    summary = root / f"{args.preset}-full" / "lim" / "lim_summary.json"
+    if summary.exists() and (theta := json.loads(summary.read_text())["threshold"]) != args.threshold:
+        raise LimrError(f"{summary.parent} selected with --threshold {theta}, not {args.threshold}: use another "
+                        f"--runs-dir, or delete {summary.parent} and the limr and rand runs")
+
+
 def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> Path:
     """--stage all: the paper's comparison from one base model. Every stage skips what is already done."""
     import subprocess
 
     root, results = Path(args.runs_dir), Path(args.results_dir) / args.preset
+    check_same_recipe(root, args)
     args.model_path = data.model_path(args.model)
     llm = None
     for stage in ("full", "limr", "rand"):

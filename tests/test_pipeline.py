@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from test_limr import PROMPTS
 
 import limr
@@ -32,3 +33,8 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
     before |= {p: p.stat().st_mtime for p in runs.rglob("metrics.jsonl")}
     limr.pipeline(limr.parse_args(argv), has_digit)
     assert before == {p: p.stat().st_mtime for p in before}  # nothing trained or evaluated twice
+    for flag, value, saved in (("--lr", "0.5", "demo-full was trained with --lr 0.0002"),
+                               ("--threshold", "0.5", "selected with --threshold 0.0")):
+        with pytest.raises(limr.LimrError, match=saved):  # a changed recipe is not mixed with the saved runs
+            limr.pipeline(limr.parse_args(argv + [flag, value]), has_digit)
+    limr.pipeline(limr.parse_args(argv + ["--token-budget", "2048"]), has_digit)  # a memory knob may change
