@@ -280,3 +280,5 @@ if __name__ == "__main__":
         main()
     except (EvalError, data.DataError) as e:
         sys.exit(f"evaluate.py: {e}")
+    except KeyboardInterrupt:
+        sys.exit("evaluate.py: interrupted; finished benchmarks are kept, the same command carries on")

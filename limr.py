@@ -716,10 +716,10 @@ def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> 
     common += ["--limit", str(args.eval_limit)] if args.eval_limit else []
     evaluate_py = str(Path(__file__).with_name("evaluate.py"))
     # separate processes: each evaluation engine gets the whole GPU and gives it back when done
-    subprocess.run([sys.executable, evaluate_py, "--model", args.model, "--name", "base", *common], check=True)
-    for stage in ("full", "limr", "rand"):
-        subprocess.run([sys.executable, evaluate_py, "--run", str(root / f"{args.preset}-{stage}"), *common],
-                       check=True)
+    for what in [["--model", args.model, "--name", "base"]] + [["--run", str(root / f"{args.preset}-{stage}")]
+                                                                  for stage in ("full", "limr", "rand")]:
+        if subprocess.run([sys.executable, evaluate_py, *what, *common]).returncode:
+            raise LimrError(f"evaluate.py {' '.join(what)} failed (its message is above); fix that and rerun")
     rows = [{**json.loads((results / "base" / "summary.json").read_text()), "name": f"{args.model} (base)"}]
     for stage in ("full", "limr", "rand"):
         last = json.loads((results / f"{args.preset}-{stage}" / "summary.json").read_text())["rows"][-1]
@@ -763,6 +763,8 @@ def main(argv: list[str] | None = None) -> None:
         run = pipeline(args) if args.stage == "all" else train(args)
     except (LimrError, data.DataError, lim.LIMError) as e:
         sys.exit(f"limr.py: {e}")
+    except KeyboardInterrupt:  # the second Ctrl-C in training, or any in --stage all's evaluations
+        sys.exit("limr.py: interrupted; checkpoints and finished evaluations are kept, the same command carries on")
     print(f"done: {run}")
 
 

@@ -4,6 +4,12 @@ One vLLM engine serves the whole module (train() reuses it and overwrites its we
 
 import gzip
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +19,7 @@ from safetensors.torch import load_file
 import lim
 import limr
 
+ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [{"id": f"p{i}", "prompt": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1), "source": "t"}
            for i in range(8)]
 
@@ -175,6 +182,39 @@ def test_resume_is_exact_and_logs_have_no_gap_or_duplicate(tiny_model, engine, t
         one = gzip.decompress((full / "rollouts" / f"step_{i:06d}.jsonl.gz").read_bytes())
         two = gzip.decompress((resumed / "rollouts" / f"step_{i:06d}.jsonl.gz").read_bytes())
         assert one == two
+
+
+def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
+    """The real CLI in its own process: SIGINT after the first logged step, then --resume to the end."""
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
+    run = tmp_path / "runs" / "sig"
+    cli = [sys.executable, str(ROOT / "limr.py"), "--preset", "demo", "--model", tiny_model, "--prompts",
+           str(tmp_path / "prompts.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "sig", "--n", "4",
+           "--prompts-per-step", "4", "--max-response-tokens", "12", "--no-one-shot", "--epochs", "200",
+           "--save-every", "1000", "--cpu-kv-cache-gb", "0.2"]
+
+    def sig_dfl():  # a shell's background job starts with SIGINT ignored; a user's terminal does not
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=sig_dfl,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (run / "metrics.jsonl").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: to every process of the job, graders too
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]  # grading workers ignore it: the step is finished and graded
+    stopped = int(re.search(r"stopped at step (\d+); resume with", out)[1])
+    assert 1 <= stopped < 400  # it stopped long before the 400 steps it was asked for
+    assert limr.last_checkpoint(run).name == f"step_{stopped:06d}"  # a checkpoint although --save-every 1000
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, stopped + 1))
+    resumed = subprocess.run([sys.executable, str(ROOT / "limr.py"), "--resume", str(run), "--steps",
+                              str(stopped + 2)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, stopped + 3))
 
 
 def test_rollout_logs_feed_lim_without_conversion(tiny_model, engine, tmp_path):
