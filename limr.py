@@ -716,8 +716,9 @@ def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> 
     common += ["--limit", str(args.eval_limit)] if args.eval_limit else []
     evaluate_py = str(Path(__file__).with_name("evaluate.py"))
     # separate processes: each evaluation engine gets the whole GPU and gives it back when done
-    for what in [["--model", args.model, "--name", "base"]] + [["--run", str(root / f"{args.preset}-{stage}")]
-                                                                  for stage in ("full", "limr", "rand")]:
+    jobs = [["--model", args.model, "--name", "base"]]
+    jobs += [["--run", str(root / f"{args.preset}-{stage}")] for stage in ("full", "limr", "rand")]
+    for what in jobs:
         if subprocess.run([sys.executable, evaluate_py, *what, *common]).returncode:
             raise LimrError(f"evaluate.py {' '.join(what)} failed (its message is above); fix that and rerun")
     rows = [{**json.loads((results / "base" / "summary.json").read_text()), "name": f"{args.model} (base)"}]
