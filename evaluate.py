@@ -258,8 +258,14 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
     names = [checkpoint_name(args, step, adapter) for step, adapter in checkpoints]
     pending = args.force or any(finished(args.out / name / f"{b}.jsonl", settings(b, args, adapter)) is None
                                 for (_, adapter), name in zip(checkpoints, names) for b in args.benchmarks.split(","))
-    if pending:  # no engine (and no minute of start-up) when every result is already there
-        llm = llm or start_engine(model_path, max(ranks, default=0), args.max_tokens + 1024, args.tp, args.dtype)
+    if pending and llm is None:  # no engine (and no minute of start-up) when every result is already there
+        from transformers import AutoConfig
+
+        try:  # one clear line for a wrong --model, before vLLM's screenful of validation errors
+            AutoConfig.from_pretrained(model_path)
+        except (OSError, ValueError) as e:
+            raise EvalError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+        llm = start_engine(model_path, max(ranks, default=0), args.max_tokens + 1024, args.tp, args.dtype)
     rows = []
     for (step, adapter), name in zip(checkpoints, names):
         # a new id per request: vLLM caches adapters by id, and a reused id would serve the old weights

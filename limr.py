@@ -180,7 +180,7 @@ def stage_prompts(args: argparse.Namespace) -> list[dict]:
         limr = data.load_prompts("limr")
     else:
         raise data.DataError(f"--stage {args.stage}: no LIM selection at {selection}; run --stage full and "
-                             f"lim.py first, or pass --prompts FILE")
+                             f"lim.py first" + (", or pass --prompts FILE" if args.stage == "limr" else ""))
     if args.stage == "limr":
         return limr
     return lim.random_subset(full, len(limr), args.seed)
@@ -226,8 +226,8 @@ def load_policy(args: argparse.Namespace, device: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(args.model_path)
         model = AutoModelForCausalLM.from_pretrained(args.model_path, device_map=device, **kwargs)
-    except OSError as e:
-        raise LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0]})") from None
+    except (OSError, ValueError) as e:  # no such model, or a folder that holds no model
+        raise LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
     return with_lora(model, args), tokenizer
 
 

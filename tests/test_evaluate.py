@@ -119,6 +119,9 @@ def test_bad_inputs(tiny_model, engine, tmp_path):
     for flag, value in (("--limit", "0"), ("--n", "0"), ("--max-tokens", "0"), ("--temperature", "-1")):
         with pytest.raises(SystemExit, match="2"):  # would have scored 0.0 and cached that as a finished benchmark
             evaluate.parse_args(["--model", tiny_model, flag, value])
+    (tmp_path / "not_a_model").mkdir()
+    with pytest.raises(evaluate.EvalError, match="--model .*not_a_model: cannot load it"):
+        evaluate.main(["--model", str(tmp_path / "not_a_model"), "--out", str(tmp_path)])  # before any engine
     with pytest.raises(evaluate.EvalError, match="no adapter_config.json"):
         run(["--model", tiny_model, "--adapter", str(tmp_path / "missing"), "--out", str(tmp_path)], engine)
     other = make_adapter(tiny_model, tmp_path / "other")

@@ -233,6 +233,10 @@ def test_rollout_logs_feed_lim_without_conversion(tiny_model, engine, tmp_path):
 def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
     with pytest.raises(limr.LimrError, match="--model /nonexistent/model: cannot load it"):
         limr.train(make_args(tmp_path, "/nonexistent/model", "--name", "a"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")  # a folder that holds no model
+    with pytest.raises(limr.LimrError, match="empty: cannot load it"):
+        limr.train(make_args(tmp_path, str(tmp_path / "empty"), "--name", "a"))
     with pytest.raises(limr.LimrError, match="--lora-targets: c_attn not in .*q_proj"):
         limr.train(make_args(tmp_path, tiny_model, "--lora-targets", "q_proj,c_attn", "--name", "b"))
     with pytest.raises(SystemExit, match="2"):
