@@ -52,7 +52,8 @@ PRESETS = {
                   max_prompt_tokens=1024, max_response_tokens=3072, prompts_per_step=128, train_batch=256,
                   epochs=4, lr=1e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
                   gradient_checkpointing=True, one_shot=False, skip_uniform_groups=False),
-    # A few GPU-hours: the 1.5B math base model, shorter responses, fewer prompts per step.
+    # Cheaper than paper (its GPU cost is not measured yet): the 1.5B math base model, shorter responses, fewer
+    # prompts per step.
     "small": dict(model="Qwen/Qwen2.5-Math-1.5B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
                   max_prompt_tokens=1024, max_response_tokens=2048, prompts_per_step=64, train_batch=256,
                   epochs=2, lr=2e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
