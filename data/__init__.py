@@ -81,12 +81,17 @@ def read_rows(path: str | Path) -> list[dict]:
 
 
 def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], strict: bool = True) -> list[dict]:
-    """Each row must have each field and a string answer; strict also refuses empty answers (they can never score)."""
+    """Each row must have each field and an answer (a number becomes its text); strict also refuses empty answers
+    (they can never score)."""
     for n, row in enumerate(rows, 1):
         for f in fields:
             if f not in row:
                 raise DataError(f"{path}: row {n} has no field {f!r} (need {', '.join(fields)})")
-        if not isinstance(row["answer"], str) or (strict and not row["answer"].strip()):
+        if isinstance(row["answer"], int | float) and not isinstance(row["answer"], bool):
+            row["answer"] = str(row["answer"])
+        if not isinstance(row["answer"], str):
+            raise DataError(f"{path}: row {n}: the answer must be text or a number, not {row['answer']!r}")
+        if strict and not row["answer"].strip():
             raise DataError(f"{path}: row {n} has an empty answer")
     return rows
 

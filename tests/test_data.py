@@ -44,12 +44,12 @@ def test_unknown_benchmark_names_the_choices():
 
 
 def test_user_files_json_and_jsonl(tmp_path):
-    rows = [{"id": "a", "prompt": "1+1?", "answer": "2", "source": "me"}, {"prompt": "2+2?", "answer": "4"}]
+    rows = [{"id": "a", "prompt": "1+1?", "answer": "2", "source": "me"}, {"prompt": "2+2?", "answer": 4}]
     (tmp_path / "p.json").write_text(json.dumps(rows))
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     for f in ("p.json", "p.jsonl"):
         got = load_prompts(str(tmp_path / f))
-        assert [r["answer"] for r in got] == ["2", "4"]
+        assert [r["answer"] for r in got] == ["2", "4"]  # a number answer is read as its text
         assert got[1]["id"] == "p-1" and got[1]["source"] == "p"  # optional fields filled in
 
 
@@ -60,6 +60,7 @@ def test_user_files_json_and_jsonl(tmp_path):
     ('{"id": "a", "prompt": "x", "answer": "1"}\n{"id": "b", "prompt": "y", "answer": " "}\n',
      "row 2 has an empty answer"),
     ('[1, 2]', "row 1 is not a JSON object"),
+    ('{"id": "a", "prompt": "x", "answer": ["1", "2"]}\n', "row 1: the answer must be text or a number"),
 ])
 def test_bad_files_name_file_and_row(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
