@@ -110,9 +110,13 @@ def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
     if name_or_path.startswith("toy"):
         return toy_task(split=name_or_path.partition(":")[2] or "train")
     rows = read_rows(name_or_path)
+    first: dict = {}  # id -> row number: ids key each problem's rewards, so LIM would merge two problems
     for n, row in enumerate(rows):
         row.setdefault("source", Path(name_or_path).stem)
         row.setdefault("id", f"{Path(name_or_path).stem}-{n}")
+        if str(row["id"]) in first:
+            raise DataError(f"{name_or_path}: rows {first[str(row['id'])]} and {n + 1} share the id {row['id']!r}")
+        first[str(row["id"])] = n + 1
     return check_fields(rows, name_or_path, ("id", "prompt", "answer", "source"), strict)
 
 

@@ -60,6 +60,8 @@ def test_user_files_json_and_jsonl(tmp_path):
     ('{"id": "a", "prompt": "x", "answer": "1"}\n{"id": "b", "prompt": "y", "answer": " "}\n',
      "row 2 has an empty answer"),
     ('[1, 2]', "row 1 is not a JSON object"),
+    ('{"id": "a", "prompt": "x", "answer": "1"}\n{"id": "a", "prompt": "y", "answer": "2"}\n',
+     "rows 1 and 2 share the id 'a'"),
     ('{"id": "a", "prompt": "x", "answer": ["1", "2"]}\n', "row 1: the answer must be text or a number"),
 ])
 def test_bad_files_name_file_and_row(tmp_path, content, message):
