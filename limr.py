@@ -93,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
     a("--model", help="base model: a Hugging Face name or folder ('demo' = the offline SmolLM2-135M)")
     a("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
       help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
-    a("--n", type=int, help="samples per prompt (the GRPO group)")
+    a("--n", type=int, help="samples per prompt (the GRPO group, at least 2)")
     a("--temperature", type=float, help="sampling temperature for rollouts")
     a("--max-prompt-tokens", type=int, help="longer prompts are dropped (and counted), not truncated")
     a("--max-response-tokens", type=int, help="generation limit; a response that hits it is truncated (reward -1)")
@@ -160,9 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--load-in-4bit and --load-in-8bit exclude each other")
     if args.dtype == "auto":
         args.dtype = "bfloat16" if cuda else "float32"
-    lowest = dict.fromkeys(("n", "prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
+    lowest = dict.fromkeys(("prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
                             "lora_alpha", "save_every", "max_prompt_tokens", "max_response_tokens"), 1)
-    lowest.update(warmup_steps=0, temperature=0, kl=0, clip_eps=0, cpu_kv_cache_gb=0.1)
+    lowest.update(n=2, warmup_steps=0, temperature=0, kl=0, clip_eps=0, cpu_kv_cache_gb=0.1)  # n: a group to compare
     for k, low in lowest.items():
         if getattr(args, k) is not None and getattr(args, k) < low:
             p.error(f"--{k.replace('_', '-')} must be at least {low}")

@@ -248,3 +248,5 @@ def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
     assert not (tmp_path / "runs").exists()  # no half-made run folder is left behind by bad input
     with pytest.raises(SystemExit, match="2"):
         make_args(tmp_path, tiny_model, "--steps", "0")  # 0 used to mean "all epochs"
+    with pytest.raises(SystemExit, match="2"):
+        make_args(tmp_path, tiny_model, "--n", "1")  # a group of one has no baseline: NaN advantages
