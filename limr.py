@@ -575,6 +575,11 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
         raise LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
     prompts = stage_prompts(args)  # a bad --prompts file fails now, not after the model has loaded
     policy, tokenizer = load_policy(args, device)
+    length = args.max_prompt_tokens + args.max_response_tokens
+    context = getattr(policy.config, "max_position_embeddings", None) or length
+    if length > context:  # vLLM would refuse it with a screenful, after the run folder was made
+        raise LimrError(f"--max-prompt-tokens + --max-response-tokens = {length} is more than {args.model}'s "
+                        f"context of {context} tokens")
     rows, dropped = encode_prompts(prompts, tokenizer, args)
     if not rows:
         raise LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
