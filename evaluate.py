@@ -262,10 +262,12 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
         from transformers import AutoConfig
 
         try:  # one clear line for a wrong --model, before vLLM's screenful of validation errors
-            AutoConfig.from_pretrained(model_path)
+            context = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
         except (OSError, ValueError) as e:
             raise EvalError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
-        llm = start_engine(model_path, max(ranks, default=0), args.max_tokens + 1024, args.tp, args.dtype)
+        # room for the prompt, within the model's context (a response that reaches the end counts as truncated)
+        length = min(args.max_tokens + 1024, context or args.max_tokens + 1024)
+        llm = start_engine(model_path, max(ranks, default=0), length, args.tp, args.dtype)
     rows = []
     for (step, adapter), name in zip(checkpoints, names):
         # a new id per request: vLLM caches adapters by id, and a reused id would serve the old weights
