@@ -574,6 +574,9 @@ def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=No
     if (run / "config.json").exists() and not args.resume:
         raise LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
     prompts = stage_prompts(args)  # a bad --prompts file fails now, not after the model has loaded
+    if not prompts:
+        raise LimrError(f"--stage {args.stage}: no prompts to train on (an empty --prompts file, or a LIM selection "
+                        f"that kept none: lower --threshold)")
     policy, tokenizer = load_policy(args, device)
     length = args.max_prompt_tokens + args.max_response_tokens
     context = getattr(policy.config, "max_position_embeddings", None) or length

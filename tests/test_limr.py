@@ -243,6 +243,10 @@ def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
         make_args(tmp_path, tiny_model, "--load-in-4bit")
     with pytest.raises(limr.LimrError, match="= 3200 is more than .* context of 2048 tokens"):
         limr.train(make_args(tmp_path, tiny_model, "--max-response-tokens", "3000", "--name", "d"))
+    (tmp_path / "empty.json").write_text("[]")
+    with pytest.raises(limr.LimrError, match="no prompts to train on"):
+        limr.train(limr.parse_args(["--preset", "demo", "--model", tiny_model, "--prompts",
+                                    str(tmp_path / "empty.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "e"]))
     (tmp_path / "bad.jsonl").write_text('{"id": "x", "prompt": "q"}\n')
     with pytest.raises(Exception, match="bad.jsonl: row 1 has no field 'answer'"):
         limr.train(limr.parse_args(["--preset", "demo", "--model", tiny_model, "--prompts", str(tmp_path / "bad.jsonl"),
