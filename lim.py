@@ -151,6 +151,8 @@ def read_scores(path: Path) -> tuple[dict[str, float], str]:
     for n, row in enumerate(rows, 1):
         if "score" not in row or not ("id" in row or "prompt" in row):
             raise LIMError(f"{path}: row {n} needs a 'score' and an 'id' or 'prompt'")
+        if isinstance(row["score"], bool) or not isinstance(row["score"], int | float):
+            raise LIMError(f"{path}: row {n}: the score must be a number, not {row['score']!r}")
     by = "id" if all("id" in r for r in rows) else "prompt"
     return {(r["id"] if by == "id" else r["prompt"].strip()): float(r["score"]) for r in rows}, by
 

@@ -177,6 +177,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     (tmp_path / "bad" / "step_000001.jsonl").write_text('{"id": "a"}\n')
     with pytest.raises(LIMError, match="step_000001.jsonl: not a valid limr rollout log"):
         lim.main(["--rollouts", str(tmp_path / "bad"), "--prompts", "toy"])
+    (tmp_path / "scores.json").write_text('[{"id": "a", "score": 0.7}, {"id": "b", "score": "high"}]')
+    with pytest.raises(LIMError, match="scores.json: row 2: the score must be a number"):
+        lim.main(["--scores", str(tmp_path / "scores.json"), "--prompts", "toy"])
     for flag in ("--size", "--max-epochs", "--steps-per-epoch"):  # 0 or less: refused, not read as "unset"
         with pytest.raises(SystemExit, match="2"):
             lim.parse_args(["--baseline", "rand", flag, "0"])
