@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import data
+import figures
 
 THETA = 0.6  # the paper's threshold
 LINEAR_THETA = 0.7  # the paper's threshold for its LINEAR baseline
@@ -33,8 +34,45 @@ OUR_LOG = re.compile(r"step_(\d+)\.jsonl(\.gz)?$")
 OPENRLHF_LOG = re.compile(r"step_(\d+)\.json$")
 
 
-class LIMError(ValueError):
-    """Bad input or a degenerate run; the message says which file or flag and what to do."""
+# ----------------------------------------------------------------------------------------------- the scores
+
+def lim_scores(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's s_i for each row of r[N, K] (full trajectories), and the average curve r_avg[K]."""
+    r_avg = r.mean(axis=0)
+    denominator = ((1 - r_avg) ** 2).sum()
+    if denominator == 0:
+        raise data.LimrError("every problem was solved every epoch (r_avg = 1 throughout): LIM's denominator "
+                       "sum_k (1 - r_avg^k)^2 is 0 and no score is defined; use harder prompts or fewer epochs")
+    s = 1 - ((r - r_avg) ** 2).sum(axis=1) / denominator
+    return s, r_avg
+
+
+def linear_scores(r: np.ndarray) -> np.ndarray:
+    """Our precise LINEAR baseline (the paper gives no formula): LIM's score with the reference curve replaced by
+    a straight line from r_avg's first epoch to its last. It rewards steady improvement and, as the paper says of
+    LINEAR, misses problems with rapid early gains that then plateau (they sit above the line early on)."""
+    r_avg = r.mean(axis=0)
+    line = np.linspace(r_avg[0], r_avg[-1], r.shape[1])
+    denominator = ((1 - line) ** 2).sum()
+    if denominator == 0:
+        raise data.LimrError("every problem was solved every epoch: the LINEAR score is undefined")
+    return 1 - ((r - line) ** 2).sum(axis=1) / denominator
+
+
+# -------------------------------------------------------------------------------------------- the selection
+
+def select(records: list[dict], scores: dict[str, float], theta: float, by: str) -> list[dict]:
+    """The records (rows of the prompt file, in its order) whose score is >= theta; `by` is 'id' or 'prompt'."""
+    key = (lambda r: r["prompt"].strip()) if by == "prompt" else (lambda r: r["id"])
+    return [r for r in records if scores.get(key(r), -np.inf) >= theta]
+
+
+def random_subset(records: list[dict], size: int, seed: int) -> list[dict]:
+    """RAND: `size` records drawn without replacement, seeded, kept in file order."""
+    if size > len(records):
+        raise data.LimrError(f"--size {size} is larger than the {len(records)} prompts")
+    keep = set(random.Random(seed).sample(range(len(records)), size))
+    return [r for i, r in enumerate(records) if i in keep]
 
 
 # ------------------------------------------------------------------------------------------ reading the runs
@@ -42,11 +80,11 @@ class LIMError(ValueError):
 def step_files(rollouts: Path) -> tuple[str, list[tuple[int, Path]]]:
     """The format of a rollout folder ('limr' or 'openrlhf') and its step files in step order."""
     if not rollouts.is_dir():
-        raise LIMError(f"--rollouts {rollouts}: no such folder")
+        raise data.LimrError(f"--rollouts {rollouts}: no such folder")
     ours = [(int(m[1]), p) for p in rollouts.iterdir() if (m := OUR_LOG.search(p.name))]
     theirs = [(int(m[1]), p) for p in rollouts.iterdir() if (m := OPENRLHF_LOG.search(p.name))]
     if not ours and not theirs:
-        raise LIMError(f"--rollouts {rollouts}: no step_N.jsonl (limr.py) or step_N.json (OpenRLHF) files")
+        raise data.LimrError(f"--rollouts {rollouts}: no step_N.jsonl (limr.py) or step_N.json (OpenRLHF) files")
     return ("limr", sorted(ours)) if ours else ("openrlhf", sorted(theirs))
 
 
@@ -64,7 +102,7 @@ def read_step(fmt: str, path: Path) -> list[tuple[str, str, int | None, list[flo
             per_prompt.setdefault(s["prompt"].strip(), []).append(s["reward"])
         return [(p, p, None, r) for p, r in per_prompt.items()]
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise LIMError(f"{path}: not a valid {fmt} rollout log ({type(e).__name__}: {e})") from None
+        raise data.LimrError(f"{path}: not a valid {fmt} rollout log ({type(e).__name__}: {e})") from None
 
 
 def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | None):
@@ -85,7 +123,7 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
             c[1] += len(rewards)
     n_epochs = 1 + max((k for c in counts.values() for k in c), default=-1)
     if max_epochs is not None and n_epochs < max_epochs:
-        raise LIMError(f"--max-epochs {max_epochs}: {rollouts} holds only {n_epochs} epochs")
+        raise data.LimrError(f"--max-epochs {max_epochs}: {rollouts} holds only {n_epochs} epochs")
     acc = np.full((len(counts), n_epochs), np.nan)
     for i, c in enumerate(counts.values()):
         for k, (correct, sampled) in c.items():
@@ -104,111 +142,19 @@ def fill_missing(acc: np.ndarray) -> np.ndarray:
     return acc
 
 
-# ----------------------------------------------------------------------------------------------- the scores
-
-def lim_scores(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The paper's s_i for each row of r[N, K] (full trajectories), and the average curve r_avg[K]."""
-    r_avg = r.mean(axis=0)
-    denominator = ((1 - r_avg) ** 2).sum()
-    if denominator == 0:
-        raise LIMError("every problem was solved every epoch (r_avg = 1 throughout): LIM's denominator "
-                       "sum_k (1 - r_avg^k)^2 is 0 and no score is defined; use harder prompts or fewer epochs")
-    s = 1 - ((r - r_avg) ** 2).sum(axis=1) / denominator
-    return s, r_avg
-
-
-def linear_scores(r: np.ndarray) -> np.ndarray:
-    """Our precise LINEAR baseline (the paper gives no formula): LIM's score with the reference curve replaced by
-    a straight line from r_avg's first epoch to its last. It rewards steady improvement and, as the paper says of
-    LINEAR, misses problems with rapid early gains that then plateau (they sit above the line early on)."""
-    r_avg = r.mean(axis=0)
-    line = np.linspace(r_avg[0], r_avg[-1], r.shape[1])
-    denominator = ((1 - line) ** 2).sum()
-    if denominator == 0:
-        raise LIMError("every problem was solved every epoch: the LINEAR score is undefined")
-    return 1 - ((r - line) ** 2).sum(axis=1) / denominator
-
-
-# -------------------------------------------------------------------------------------------- the selection
-
-def select(records: list[dict], scores: dict[str, float], theta: float, by: str) -> list[dict]:
-    """The records (rows of the prompt file, in its order) whose score is >= theta; `by` is 'id' or 'prompt'."""
-    key = (lambda r: r["prompt"].strip()) if by == "prompt" else (lambda r: r["id"])
-    return [r for r in records if scores.get(key(r), -np.inf) >= theta]
-
-
-def random_subset(records: list[dict], size: int, seed: int) -> list[dict]:
-    """RAND: `size` records drawn without replacement, seeded, kept in file order."""
-    if size > len(records):
-        raise LIMError(f"--size {size} is larger than the {len(records)} prompts")
-    keep = set(random.Random(seed).sample(range(len(records)), size))
-    return [r for i, r in enumerate(records) if i in keep]
-
-
 def read_scores(path: Path) -> tuple[dict[str, float], str]:
     """A scores file `[{"prompt", "score"}]` (upstream) or `[{"id", "prompt", "score"}]` (ours)."""
     rows = data.read_rows(path)
     for n, row in enumerate(rows, 1):
         if "score" not in row or not ("id" in row or "prompt" in row):
-            raise LIMError(f"{path}: row {n} needs a 'score' and an 'id' or 'prompt'")
+            raise data.LimrError(f"{path}: row {n} needs a 'score' and an 'id' or 'prompt'")
         if isinstance(row["score"], bool) or not isinstance(row["score"], int | float):
-            raise LIMError(f"{path}: row {n}: the score must be a number, not {row['score']!r}")
+            raise data.LimrError(f"{path}: row {n}: the score must be a number, not {row['score']!r}")
     by = "id" if all("id" in r for r in rows) else "prompt"
     return {(r["id"] if by == "id" else r["prompt"].strip()): float(r["score"]) for r in rows}, by
 
 
-# ----------------------------------------------------------------------------------------------- the figures
-
-def plot(r: np.ndarray, s: np.ndarray, r_avg: np.ndarray, theta: float, out: Path, seed: int = 0) -> list[Path]:
-    """The paper's Figure 2: (a) many trajectories, (b) the average curve with high- and low-score problems
-    labelled with s; and a histogram of s with theta marked."""
-    import matplotlib
-    import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = np.arange(1, r.shape[1] + 1)
-    rng = np.random.default_rng(seed)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for i in rng.choice(len(r), size=min(200, len(r)), replace=False):
-        a.plot(epochs, 100 * r[i], color="tab:blue", alpha=0.15, lw=1)
-    a.set(title="(a) accuracy trajectories of training problems", xlabel="training epoch", ylabel="accuracy (%)")
-    b.plot(epochs, 100 * r_avg, color="red", lw=3, label="average")
-    order = np.argsort(s)
-    for i, color in zip([*order[-2:], *order[:2]], ["tab:green", "tab:olive", "tab:purple", "tab:gray"]):
-        b.plot(epochs, 100 * r[i], color=color, lw=1.5, marker=".", label=f"s = {s[i]:.2f}")
-    b.set(title="(b) average curve vs high- and low-score problems", xlabel="training epoch", ylabel="accuracy (%)")
-    b.legend()
-    for ax in (a, b):
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    fig.tight_layout()
-    paths = [out.with_name(out.stem + "_trajectories.png")]
-    fig.savefig(paths[0], dpi=120)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(s, bins=60, color="tab:blue")
-    ax.axvline(theta, color="red", ls="--", label=f"theta = {theta} ({int((s >= theta).sum())} kept)")
-    ax.set(title="LIM scores", xlabel="s", ylabel="problems")
-    ax.legend()
-    fig.tight_layout()
-    paths.append(out.with_name(out.stem + "_scores.png"))
-    fig.savefig(paths[1], dpi=120)
-    plt.close("all")
-    return paths
-
-
-# ---------------------------------------------------------------------------------------------------- main
-
-def last_full_run(runs: Path = Path("runs")) -> Path:
-    """The newest runs/<name>/rollouts of a --stage full run (what `python lim.py` uses with no --rollouts)."""
-    candidates = []
-    for cfg in runs.glob("*/config.json"):
-        if json.loads(cfg.read_text()).get("stage") == "full" and (cfg.parent / "rollouts").is_dir():
-            candidates.append(cfg.parent / "rollouts")
-    if not candidates:
-        raise LIMError(f"no --stage full run with rollouts under {runs}/; pass --rollouts DIR or --scores FILE")
-    return max(candidates, key=lambda p: p.stat().st_mtime)
-
+# ------------------------------------------------------------------------------------------------------ CLI
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,7 +164,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--prompts", help="prompt file (or name: math8k, toy) whose records are selected; "
                    "default: the run's own prompts")
     p.add_argument("--threshold", type=float, help="theta: keep s >= theta (default 0.6; for --baseline linear 0.7)")
-    p.add_argument("--out", type=Path, help="selected prompt records (JSON); default: <run>/lim/limr.json")
+    p.add_argument("--out", type=Path, help="selected prompt records (JSON); default: <run>/lim/<method>.json")
     p.add_argument("--scores-out", type=Path, help="scores [{id, prompt, score}]; default: next to --out")
     p.add_argument("--steps-per-epoch", type=int, help="group steps into epochs (OpenRLHF default 8); "
                    "default for our logs: the epoch each step recorded")
@@ -233,19 +179,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.threshold = LINEAR_THETA if args.baseline == "linear" else THETA
     if not np.isfinite(args.threshold):
         p.error("--threshold must be a finite number")
-    for k in ("steps_per_epoch", "max_epochs", "size"):
-        if getattr(args, k) is not None and getattr(args, k) < 1:
-            p.error(f"--{k.replace('_', '-')} must be at least 1")
+    data.check_at_least(p, args, {"steps_per_epoch": 1, "max_epochs": 1, "size": 1})
     return args
 
 
-def prompt_records(args: argparse.Namespace, rollouts: Path | None) -> list[dict]:
+def last_full_run(runs: Path = Path("runs")) -> Path:
+    """The newest runs/<name>/rollouts of a --stage full run (what `python lim.py` uses with no --rollouts)."""
+    candidates = [cfg.parent / "rollouts" for cfg in runs.glob("*/config.json")
+                  if json.loads(cfg.read_text()).get("stage") == "full" and (cfg.parent / "rollouts").is_dir()]
+    if not candidates:
+        raise data.LimrError(f"no --stage full run with rollouts under {runs}/; pass --rollouts DIR or --scores FILE")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def prompt_records(prompts: str | None, rollouts: Path | None) -> list[dict]:
     """The records to select from: --prompts, else the prompt file the run trained on (its config.json)."""
-    if args.prompts is None and rollouts is not None and (rollouts.parent / "config.json").exists():
-        args.prompts = json.loads((rollouts.parent / "config.json").read_text()).get("prompts")
-    if args.prompts is None:
-        raise LIMError("--prompts is needed: the file (or name, e.g. math8k) whose records are selected")
-    return data.load_prompts(args.prompts, strict=False)
+    if prompts is None and rollouts is not None and (rollouts.parent / "config.json").exists():
+        prompts = json.loads((rollouts.parent / "config.json").read_text()).get("prompts")
+    if prompts is None:
+        raise data.LimrError("--prompts is needed: the file (or name, e.g. math8k) whose records are selected")
+    return data.load_prompts(prompts, strict=False)
+
+
+def scores_from_rollouts(args: argparse.Namespace, rollouts: Path, out: Path) -> tuple[dict, np.ndarray, dict]:
+    """Each problem's score from a run's logs (its full trajectories only); writes the scores file and figures."""
+    keys, prompts, acc, fmt = trajectories(rollouts, args.steps_per_epoch, args.max_epochs)
+    full = ~np.isnan(r := fill_missing(acc)).any(axis=1)
+    r, keys, prompts = r[full], [k for k, f in zip(keys, full) if f], [p for p, f in zip(prompts, full) if f]
+    if not len(r):
+        raise data.LimrError(f"{rollouts}: no problem has a full trajectory over {acc.shape[1]} epochs")
+    s, r_avg = lim_scores(r)
+    if args.baseline == "linear":
+        s = linear_scores(r)
+    info = dict(source=str(rollouts), format=fmt, epochs=int(r.shape[1]), problems_read=len(full),
+                with_full_trajectory=int(full.sum()), left_out=int((~full).sum()),
+                r_avg=[round(x, 4) for x in r_avg.tolist()], by="id" if fmt == "limr" else "prompt")
+    scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
+    scores_out.parent.mkdir(parents=True, exist_ok=True)
+    data.write_atomic(scores_out, json.dumps([{"id": k, "prompt": p, "score": round(float(x), 6)}
+                                              for k, p, x in zip(keys, prompts, s)], indent=0))
+    if not args.no_plots:
+        info["figures"] = [str(figures.lim_trajectories(r, s, r_avg, out.with_name(out.stem + "_trajectories.png"))),
+                           str(figures.score_histogram(s, args.threshold, out.with_name(out.stem + "_scores.png")))]
+    return dict(zip(keys, s.tolist())), s, info
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -253,41 +229,25 @@ def main(argv: list[str] | None = None) -> dict:
     summary: dict = {"threshold": args.threshold, "method": args.baseline}
     if args.scores:
         scores, by = read_scores(args.scores)
-        records = prompt_records(args, None)
+        records = prompt_records(args.prompts, None)
         out = args.out or args.scores.with_name("limr.json")
         summary.update(source=str(args.scores), problems_scored=len(scores))
         s = np.array(list(scores.values()))
     else:
         rollouts = args.rollouts or last_full_run()
-        keys, prompts, acc, fmt = trajectories(rollouts, args.steps_per_epoch, args.max_epochs)
-        full = ~np.isnan(r := fill_missing(acc)).any(axis=1)
-        r, keys, prompts = r[full], [k for k, f in zip(keys, full) if f], [p for p, f in zip(prompts, full) if f]
-        if not len(r):
-            raise LIMError(f"{rollouts}: no problem has a full trajectory over {acc.shape[1]} epochs")
-        s, r_avg = lim_scores(r)
-        if args.baseline == "linear":
-            s = linear_scores(r)
-        by = "id" if fmt == "limr" else "prompt"
-        scores = dict(zip(keys, s.tolist()))
-        records = prompt_records(args, rollouts)
         out = args.out or rollouts.parent / "lim" / f"{args.baseline}.json"
-        summary.update(source=str(rollouts), format=fmt, epochs=int(r.shape[1]), problems_read=len(full),
-                       with_full_trajectory=int(full.sum()), left_out=int((~full).sum()),
-                       r_avg=[round(x, 4) for x in r_avg.tolist()])
-        scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
-        scores_out.parent.mkdir(parents=True, exist_ok=True)
-        scores_out.write_text(json.dumps([{"id": k, "prompt": p, "score": round(float(x), 6)}
-                                          for k, p, x in zip(keys, prompts, s)], indent=0))
-        if not args.no_plots:
-            summary["figures"] = [str(p) for p in plot(r, s, r_avg, args.threshold, out)]
+        scores, s, info = scores_from_rollouts(args, rollouts, out)
+        by = info.pop("by")
+        summary.update(info)
+        records = prompt_records(args.prompts, rollouts)
     selected = select(records, scores, args.threshold, by)
     if args.baseline == "rand":
         selected = random_subset(records, args.size or len(selected), args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(selected, indent=1, ensure_ascii=False))
+    data.write_atomic(out, json.dumps(selected, indent=1, ensure_ascii=False))
     summary.update(prompts_in_file=len(records), selected=len(selected), out=str(out),
                    score_quantiles={q: round(float(np.quantile(s, q)), 3) for q in (0, 0.1, 0.25, 0.5, 0.75, 0.9, 1)})
-    out.with_name(out.stem + "_summary.json").write_text(json.dumps(summary, indent=1))
+    data.write_atomic(out.with_name(out.stem + "_summary.json"), json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "r_avg"}, indent=1))
     return summary
 
@@ -295,5 +255,5 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     try:
         main()
-    except (LIMError, data.DataError) as e:
+    except data.LimrError as e:
         sys.exit(f"lim.py: {e}")

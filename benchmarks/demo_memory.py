@@ -4,7 +4,7 @@ One update of the demo model (SmolLM2-135M, float32, LoRA r 16) on a full rollou
 (no group skipped) with 21-token responses, the demo's typical length: the reference pass, then forward and
 backward. Each setting runs in its own process, so its peak resident memory (ru_maxrss, model and all) is its own.
 
-    .venv/bin/python benchmarks/demo_memory.py            # -> results/demo_memory.json
+    .venv/bin/python benchmarks/demo_memory.py            # -> reference/demo_memory.json
 """
 
 import json
@@ -24,9 +24,8 @@ def one(budget: int, checkpointing: bool) -> dict:
 
     flags = ["--preset", "demo", "--token-budget", str(budget), "--no-skip-uniform-groups"]
     args = limr.parse_args(flags + (["--gradient-checkpointing"] if checkpointing else []))
-    args.model_path = data.model_path(args.model)
-    policy, tokenizer = limr.load_policy(args, "cpu")
-    rows, _ = limr.encode_prompts(data.toy_task("train")[: args.prompts_per_step], tokenizer, args)
+    policy, tokenizer = limr.load_policy(args, data.model_path(args.model), "cpu")
+    rows = limr.encode_prompts(data.toy_task("train")[: args.prompts_per_step], tokenizer, args)
     response = tokenizer("12 + 30 = 42, so the answer is \\boxed{42}.", add_special_tokens=False).input_ids
     samples = [{"prompt_ids": r["prompt_ids"], "ids": response[:21], "advantage": (-1.0) ** k}
                for r in rows for k in range(args.n)]
@@ -53,7 +52,7 @@ def main() -> None:
         line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
         results.append(json.loads(line[-1][7:]) if line else {"token_budget": budget, "error": out.stderr[-400:]})
         print(results[-1], flush=True)
-    path = ROOT / "results" / "demo_memory.json"
+    path = ROOT / "reference" / "demo_memory.json"
     path.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -4,7 +4,7 @@ temporary folder, so the repo's own runs/ and results/ are untouched), and where
 Stage times are wall clock between the last step of one run and the last step of the next, read from each run's
 metrics.jsonl (`time`), so FULL includes loading the model and starting vLLM, and LIMR includes LIM (seconds).
 Evaluation is everything after RAND's last step: the base model and every checkpoint of the three runs.
-Writes results/demo_time.json.
+Writes reference/demo_time.json.
 
     .venv/bin/python benchmarks/demo_time.py        # 15-25 minutes on a 2-core CPU
 """
@@ -42,7 +42,7 @@ def main() -> None:
         out["training_peak_rss_gb"] = round(max(m["peak_memory_gb"] for s in ("full", "limr", "rand")
                                                 for m in metrics(runs / f"demo-{s}")), 1)
         out["table"] = (results / "demo" / "table.md").read_text().splitlines()
-    path = ROOT / "results" / "demo_time.json"
+    path = ROOT / "reference" / "demo_time.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     print(f"wrote {path}")

@@ -2,7 +2,7 @@
 2,000 random pairs of golds from different problems, every pair graded equivalent listed for a human to check.
 
 Also counts how many golds math-verify alone accepts (without our exact/numeric shortcuts), and how often the
-upstream call (math-verify on bare strings) does. Writes results/gold_selfcheck.json.
+upstream call (math-verify on bare strings) does. Writes reference/gold_selfcheck.json.
 Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/gold_selfcheck.py
 """
 
@@ -52,8 +52,8 @@ def main() -> None:
         "random_pairs": len(pairs),
         "random_pairs_graded_equivalent": accepted,
     }
-    Path("results").mkdir(exist_ok=True)
-    Path("results/gold_selfcheck.json").write_text(json.dumps(out, indent=1))
+    Path("reference").mkdir(exist_ok=True)
+    Path("reference/gold_selfcheck.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
 
 

@@ -6,7 +6,7 @@ and times `limr.train_step` (reference pass, forward, backward, AdamW) on synthe
 lengths: 200-token prompts, responses of 500 / 1,500 / 3,072 tokens. Reports peak GPU memory and training tokens
 per second; with the rollout throughput of vLLM (measured separately) these give GPU-hours per stage.
 
-    python benchmarks/gpu_step.py --shape 7b            # on a GPU -> results/gpu_step_7b.json
+    python benchmarks/gpu_step.py --shape 7b            # on a GPU -> reference/gpu_step_7b.json
     .venv/bin/python benchmarks/gpu_step.py --shape tiny   # the same code path on a CPU, in seconds
 """
 
@@ -75,7 +75,7 @@ def main() -> None:
                "peak_memory_gb": round(limr.peak_memory_gb(device), 2)}
         out["runs"].append(run)
         print(run, flush=True)
-    path = ROOT / "results" / f"gpu_step_{a.shape}.json"
+    path = ROOT / "reference" / f"gpu_step_{a.shape}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
 

@@ -4,7 +4,7 @@
 Each prompt gets a latent difficulty and learning rate; its accuracy follows a logistic curve over epochs and
 each sample's reward is drawn from it (+1, or -0.5 / -1). Records carry a 200-character `output`, a stand-in for
 the response text OpenRLHF saves beside the prompt and reward. Goal: under 30 s and under 2 GB.
-Writes results/lim_scale.json.  Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/lim_scale.py
+Writes reference/lim_scale.json.  Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/lim_scale.py
 """
 
 import json
@@ -62,8 +62,8 @@ def main() -> None:
            "lim_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
            "selected": summary["selected"], "with_full_trajectory": summary["with_full_trajectory"]}
     print(out)
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "lim_scale.json").write_text(json.dumps(out, indent=1))
+    (ROOT / "reference").mkdir(exist_ok=True)
+    (ROOT / "reference" / "lim_scale.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 - seconds per weight sync (merge LoRA, reload into vLLM, reset its prefix cache)
 - training tokens per second of one GRPO update (reference pass + forward/backward), per response token
 
-Writes results/limr_throughput.json.  Run: .venv/bin/python benchmarks/limr_throughput.py
+Writes reference/limr_throughput.json.  Run: .venv/bin/python benchmarks/limr_throughput.py
 """
 
 import json
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 import data  # noqa: E402
-import limr  # noqa: E402  (first: it sets the vLLM and OpenMP environment before torch and vLLM load)
+import limr  # noqa: E402
 
 torch = limr.torch
 
@@ -28,11 +28,11 @@ def measure(name: str, model: str, extra: list[str]) -> dict:
     from vllm import SamplingParams
 
     args = limr.parse_args(["--preset", "demo", "--model", model, *extra])
-    args.model_path = data.model_path(model)
-    policy, tokenizer = limr.load_policy(args, "cpu")
-    llm = limr.start_vllm(args, "cpu")
-    rows, _ = limr.encode_prompts(data.toy_task("train")[: args.prompts_per_step], tokenizer, args)
-    stop = limr.stop_token_ids(tokenizer, args.model_path)
+    path = data.model_path(model)
+    policy, tokenizer = limr.load_policy(args, path, "cpu")
+    llm = limr.start_vllm(args, path, "cpu")
+    rows = limr.encode_prompts(data.toy_task("train")[: args.prompts_per_step], tokenizer, args)
+    stop = data.stop_token_ids(tokenizer, path)
     params = SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, max_tokens=args.max_response_tokens,
                             stop_token_ids=stop)
     llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in rows], params, use_tqdm=False)  # warm-up
@@ -83,8 +83,7 @@ def main() -> None:
         tiny = str(build_tiny_model(Path(tmp) / "tiny"))
         results = [measure("tiny random Qwen2 (2 layers, hidden 64)", tiny, ["--no-one-shot", "--temperature", "1.0"]),
                    measure("SmolLM2-135M-Instruct (demo preset)", "demo", [])]
-    (ROOT / "results").mkdir(exist_ok=True)
-    (ROOT / "results" / "limr_throughput.json").write_text(json.dumps(results, indent=1))
+    (ROOT / "reference" / "limr_throughput.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 Responses are built from MATH problems and golds: 45% right (the gold, sometimes in another form), 30% wrong
 (another problem's gold), 15% with no boxed answer, 5% truncated, 5% looping. Each worker count starts a
 fresh pool (start-up timed apart, as a training run pays it once), then grades one step it has never seen.
-Writes results/reward_throughput.json.
+Writes reference/reward_throughput.json.
 Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/reward_throughput.py
 """
 
@@ -66,8 +66,8 @@ def main() -> None:
         found = bool(check(long))
         results[f"repetition_check_19k_chars_{name}"] = {"seconds": round(time.perf_counter() - t, 4), "found": found}
     print({k: v for k, v in results.items() if k.startswith("repetition")})
-    Path("results").mkdir(exist_ok=True)
-    Path("results/reward_throughput.json").write_text(json.dumps(results, indent=1))
+    Path("reference").mkdir(exist_ok=True)
+    Path("reference/reward_throughput.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 SmolLM2-135M-Instruct through vLLM (CPU), the LIMR system prompt and one worked example as an earlier chat turn,
 on the toy train split: greedy, and sampled as the demo samples (n=4, temperature 0.7). Accuracy = reward +1.
-Writes results/toy_baseline.json.  Run: .venv/bin/python benchmarks/toy_baseline.py
+Writes reference/toy_baseline.json.  Run: .venv/bin/python benchmarks/toy_baseline.py
 """
 
 import json
@@ -49,8 +49,8 @@ def main() -> None:
                "generated_tokens": sum(len(o.token_ids) for g in gens for o in g.outputs)}
         out["runs"].append(run)
         print(run, flush=True)
-    Path("results").mkdir(exist_ok=True)
-    Path("results/toy_baseline.json").write_text(json.dumps(out, indent=1))
+    Path("reference").mkdir(exist_ok=True)
+    Path("reference/toy_baseline.json").write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

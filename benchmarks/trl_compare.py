@@ -13,7 +13,7 @@ the first step is dropped as warm-up and the median of the rest is reported, wit
 so the work per step can be compared. TRL runs in its own environment, .venv-trl (scripts/setup_trl.sh), which adds
 trl and its few extra packages on top of .venv, so both use the same torch, transformers, peft and vLLM.
 
-    scripts/setup_trl.sh && .venv/bin/python benchmarks/trl_compare.py      # -> results/trl_compare.json
+    scripts/setup_trl.sh && .venv/bin/python benchmarks/trl_compare.py      # -> reference/trl_compare.json
 """
 
 import argparse
@@ -41,7 +41,7 @@ def step_seconds(ends: list[float]) -> dict:
 
 
 def run_ours(out: Path) -> dict:
-    import limr  # sets the vLLM / OpenMP environment before torch loads
+    import limr
 
     argv = ["--preset", "demo", "--stage", "full", "--name", "ours", "--runs-dir", str(out), "--steps", str(STEPS),
             "--train-batch", "64", "--save-every", "1000", "--no-skip-uniform-groups"]
@@ -66,16 +66,16 @@ def run_trl(out: Path, use_vllm: bool) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     import data
-    import limr  # same environment variables and prompt rendering as ours
+    import limr  # the same prompt rendering as ours
     import reward
 
     path = data.model_path("demo")
     tokenizer = AutoTokenizer.from_pretrained(path)
     args = limr.parse_args(["--preset", "demo"])
-    rows, _ = limr.encode_prompts(data.load_prompts("toy"), tokenizer, args)
+    rows = limr.encode_prompts(data.load_prompts("toy"), tokenizer, args)
     texts = [tokenizer.decode(r["prompt_ids"]) for r in rows]  # the exact prompt text ours tokenises
     dataset = Dataset.from_dict({"prompt": texts, "answer": [r["answer"] for r in rows]})
-    stop = set(limr.stop_token_ids(tokenizer, path))
+    stop = set(data.stop_token_ids(tokenizer, path))
 
     def reward_fn(prompts, completions, completion_ids, answer, **_):
         truncated = [len(ids) >= SHARED["max_response_tokens"] and ids[-1] not in stop for ids in completion_ids]
@@ -112,7 +112,7 @@ def run_trl(out: Path, use_vllm: bool) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side", choices=["trl-vllm", "trl-generate"], help="internal: run one TRL side, print JSON")
-    p.add_argument("--out", default=str(ROOT / "results" / "trl_compare.json"))
+    p.add_argument("--out", default=str(ROOT / "reference" / "trl_compare.json"))
     a = p.parse_args()
     if a.side:
         with tempfile.TemporaryDirectory() as tmp:

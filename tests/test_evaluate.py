@@ -120,20 +120,20 @@ def test_bad_inputs(tiny_model, engine, tmp_path):
         with pytest.raises(SystemExit, match="2"):  # would have scored 0.0 and cached that as a finished benchmark
             evaluate.parse_args(["--model", tiny_model, flag, value])
     (tmp_path / "not_a_model").mkdir()
-    with pytest.raises(evaluate.EvalError, match="--model .*not_a_model: cannot load it"):
+    with pytest.raises(data.LimrError, match="--model .*not_a_model: cannot load it"):
         evaluate.main(["--model", str(tmp_path / "not_a_model"), "--out", str(tmp_path)])  # before any engine
-    with pytest.raises(evaluate.EvalError, match="no adapter_config.json"):
+    with pytest.raises(data.LimrError, match="no adapter_config.json"):
         run(["--model", tiny_model, "--adapter", str(tmp_path / "missing"), "--out", str(tmp_path)], engine)
     other = make_adapter(tiny_model, tmp_path / "other")
     cfg = json.loads((other / "adapter_config.json").read_text())
     (other / "adapter_config.json").write_text(json.dumps({**cfg, "base_model_name_or_path": "Qwen/Qwen2.5-Math-7B"}))
-    with pytest.raises(evaluate.EvalError, match="trained on Qwen/Qwen2.5-Math-7B"):
+    with pytest.raises(data.LimrError, match="trained on Qwen/Qwen2.5-Math-7B"):
         run(["--model", tiny_model, "--adapter", str(other), "--out", str(tmp_path)], engine)
-    with pytest.raises(evaluate.EvalError, match="no summary.json"):
+    with pytest.raises(data.LimrError, match="no summary.json"):
         run(["--compare", str(tmp_path / "nothing")], engine)
 
 
 def test_default_results_name_of_the_demo_model_is_not_the_pipelines_folder():
     args = evaluate.parse_args(["--model", "demo"])
-    args.model_path = "/cache/limr/SmolLM2-135M-Instruct"  # what data.model_path("demo") returns
-    assert evaluate.checkpoint_name(args, 0, None) == "SmolLM2-135M-Instruct"  # results/demo is --stage all's
+    path = "/cache/limr/SmolLM2-135M-Instruct"  # what data.model_path("demo") returns
+    assert evaluate.checkpoint_name(args, 0, None, path) == "SmolLM2-135M-Instruct"  # results/demo is --stage all's

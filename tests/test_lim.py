@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import data
 import lim
-from lim import LIMError, fill_missing, lim_scores, linear_scores
+from lim import fill_missing, lim_scores, linear_scores
 
 SHARED = Path(os.environ["LIMR_DATA_DIR"])
 
@@ -29,7 +30,7 @@ def test_all_zero_and_all_one_against_a_rising_curve():
 
 
 def test_degenerate_run_is_a_clear_error():
-    with pytest.raises(LIMError, match="denominator"):
+    with pytest.raises(data.LimrError, match="denominator"):
         lim_scores(np.ones((3, 4)))
 
 
@@ -110,7 +111,7 @@ def test_missing_epochs_and_max_epochs(tmp_path):
     np.testing.assert_array_equal(r[keys.index("gap")], [1, 1, 0.5])
     keys, _, acc, _ = lim.trajectories(tmp_path / "r", None, max_epochs=2)
     assert acc.shape == (6, 2)  # "long" is never seen in the first two epochs
-    with pytest.raises(LIMError, match="only 3 epochs"):
+    with pytest.raises(data.LimrError, match="only 3 epochs"):
         lim.trajectories(tmp_path / "r", None, max_epochs=5)
 
 
@@ -168,17 +169,17 @@ def test_published_scores_give_the_published_1389(tmp_path):
 
 
 def test_bad_inputs_are_one_line_errors(tmp_path):
-    with pytest.raises(LIMError, match="no such folder"):
+    with pytest.raises(data.LimrError, match="no such folder"):
         lim.main(["--rollouts", str(tmp_path / "nope")])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(LIMError, match="no step_N"):
+    with pytest.raises(data.LimrError, match="no step_N"):
         lim.main(["--rollouts", str(tmp_path / "empty")])
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "step_000001.jsonl").write_text('{"id": "a"}\n')
-    with pytest.raises(LIMError, match="step_000001.jsonl: not a valid limr rollout log"):
+    with pytest.raises(data.LimrError, match="step_000001.jsonl: not a valid limr rollout log"):
         lim.main(["--rollouts", str(tmp_path / "bad"), "--prompts", "toy"])
     (tmp_path / "scores.json").write_text('[{"id": "a", "score": 0.7}, {"id": "b", "score": "high"}]')
-    with pytest.raises(LIMError, match="scores.json: row 2: the score must be a number"):
+    with pytest.raises(data.LimrError, match="scores.json: row 2: the score must be a number"):
         lim.main(["--scores", str(tmp_path / "scores.json"), "--prompts", "toy"])
     for flag in ("--size", "--max-epochs", "--steps-per-epoch"):  # 0 or less: refused, not read as "unset"
         with pytest.raises(SystemExit, match="2"):

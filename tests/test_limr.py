@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from rewards import digit_share
 from safetensors.torch import load_file
 
+import data
 import lim
 import limr
 
@@ -35,8 +37,7 @@ def make_args(tmp_path: Path, model: str, *extra: str):
 @pytest.fixture(scope="module")
 def engine(tiny_model, tmp_path_factory):
     args = make_args(tmp_path_factory.mktemp("engine"), tiny_model)
-    args.model_path = tiny_model
-    return limr.start_vllm(args, "cpu")
+    return limr.start_vllm(args, tiny_model, "cpu")
 
 
 # ------------------------------------------------------------------------------------------- the loss math
@@ -114,8 +115,7 @@ def test_sync_is_exact(tiny_model, engine, tmp_path):
     from vllm import SamplingParams
 
     args = make_args(tmp_path, tiny_model)
-    args.model_path = tiny_model
-    policy, tok = limr.load_policy(args, "cpu")
+    policy, tok = limr.load_policy(args, tiny_model, "cpu")
     with torch.no_grad():  # stand in for an optimizer step: move every LoRA weight
         for name, p in policy.named_parameters():
             if "lora_" in name:
@@ -132,11 +132,6 @@ def test_sync_is_exact(tiny_model, engine, tmp_path):
         with policy.disable_adapter():
             differs += policy.generate(torch.tensor([p]), **greedy)[0, len(p):].tolist() != hf
     assert differs  # the update changed what the model says, so equal tokens mean the sync carried it
-
-
-def digit_share(responses: list[str], answers: list[str], truncated: list[bool]) -> list[float]:
-    """A reward a random model can learn in a few steps: the share of its response characters that are digits."""
-    return [sum(c.isdigit() for c in r) / max(len(r), 1) for r in responses]
 
 
 def test_it_learns(tiny_model, engine, tmp_path):
@@ -207,7 +202,7 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
     assert "Traceback" not in out, out[-3000:]  # grading workers ignore it: the step is finished and graded
     stopped = int(re.search(r"stopped at step (\d+); resume with", out)[1])
     assert 1 <= stopped < 400  # it stopped long before the 400 steps it was asked for
-    assert limr.last_checkpoint(run).name == f"step_{stopped:06d}"  # a checkpoint although --save-every 1000
+    assert limr.checkpoints(run)[-1].name == f"step_{stopped:06d}"  # a checkpoint although --save-every 1000
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, stopped + 1))
     resumed = subprocess.run([sys.executable, str(ROOT / "limr.py"), "--resume", str(run), "--steps",
@@ -231,20 +226,20 @@ def test_rollout_logs_feed_lim_without_conversion(tiny_model, engine, tmp_path):
 # ---------------------------------------------------------------------------------------------- bad input
 
 def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
-    with pytest.raises(limr.LimrError, match="--model /nonexistent/model: cannot load it"):
+    with pytest.raises(data.LimrError, match="--model /nonexistent/model: cannot load it"):
         limr.train(make_args(tmp_path, "/nonexistent/model", "--name", "a"))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "config.json").write_text("{}")  # a folder that holds no model
-    with pytest.raises(limr.LimrError, match="empty: cannot load it"):
+    with pytest.raises(data.LimrError, match="empty: cannot load it"):
         limr.train(make_args(tmp_path, str(tmp_path / "empty"), "--name", "a"))
-    with pytest.raises(limr.LimrError, match="--lora-targets: c_attn not in .*q_proj"):
+    with pytest.raises(data.LimrError, match="--lora-targets: c_attn not in .*q_proj"):
         limr.train(make_args(tmp_path, tiny_model, "--lora-targets", "q_proj,c_attn", "--name", "b"))
     with pytest.raises(SystemExit, match="2"):
         make_args(tmp_path, tiny_model, "--load-in-4bit")
-    with pytest.raises(limr.LimrError, match="= 3200 is more than .* context of 2048 tokens"):
+    with pytest.raises(data.LimrError, match="= 3200 is more than .* context of 2048 tokens"):
         limr.train(make_args(tmp_path, tiny_model, "--max-response-tokens", "3000", "--name", "d"))
     (tmp_path / "empty.json").write_text("[]")
-    with pytest.raises(limr.LimrError, match="no prompts to train on"):
+    with pytest.raises(data.LimrError, match="no prompts to train on"):
         limr.train(limr.parse_args(["--preset", "demo", "--model", tiny_model, "--prompts",
                                     str(tmp_path / "empty.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "e"]))
     (tmp_path / "bad.jsonl").write_text('{"id": "x", "prompt": "q"}\n')

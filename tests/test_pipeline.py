@@ -1,26 +1,25 @@
 """--stage all on the tiny model: full -> LIM -> limr and rand -> evaluation -> one table; a rerun redoes nothing."""
 
 import json
+from pathlib import Path
 
 import pytest
 from test_limr import PROMPTS
 
-import limr
+import data
+import pipeline
 
-
-def has_digit(responses: list[str], answers: list[str], truncated: list[bool]) -> list[float]:
-    """+1 if the response has a digit, else -0.5: accuracies vary by prompt, so LIM has something to rank."""
-    return [1.0 if any(c.isdigit() for c in r) else -0.5 for r in responses]
+HERE = Path(__file__).resolve().parent
 
 
 def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
     (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
-    argv = ["--preset", "demo", "--stage", "all", "--model", tiny_model, "--prompts", str(tmp_path / "prompts.json"),
+    argv = ["--preset", "demo", "--model", tiny_model, "--prompts", str(tmp_path / "prompts.json"),
             "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--n", "4",
             "--prompts-per-step", "4", "--epochs", "2", "--max-response-tokens", "12", "--no-one-shot",
             "--temperature", "1.0", "--threshold", "0.0", "--eval-benchmarks", "toy", "--eval-limit", "4",
-            "--eval-max-tokens", "8"]
-    results = limr.pipeline(limr.parse_args(argv), has_digit)
+            "--eval-max-tokens", "8", "--cpu-kv-cache-gb", "0.2", "--reward", f"{HERE / 'rewards.py'}:has_digit"]
+    results = pipeline.main(argv)
     runs = tmp_path / "runs"
     selection = json.loads((runs / "demo-full" / "lim" / "lim.json").read_text())
     limr_cfg = json.loads((runs / "demo-limr" / "config.json").read_text())
@@ -29,12 +28,11 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
     table = (results / "table.md").read_text()
     assert table.count("\n") == 6 and "(base)" in table and "FULL (8 prompts)" in table and "RAND" in table
     assert (results / "training_curves.png").stat().st_size > 1000
-    before = {p: p.stat().st_mtime for p in (tmp_path / "results").rglob("*.jsonl")}
-    before |= {p: p.stat().st_mtime for p in runs.rglob("metrics.jsonl")}
-    limr.pipeline(limr.parse_args(argv), has_digit)
+    before = {p: p.stat().st_mtime for p in runs.rglob("*.jsonl")}
+    pipeline.main(argv)
     assert before == {p: p.stat().st_mtime for p in before}  # nothing trained or evaluated twice
     for flag, value, saved in (("--lr", "0.5", "demo-full was trained with --lr 0.0002"),
                                ("--threshold", "0.5", "selected with --threshold 0.0")):
-        with pytest.raises(limr.LimrError, match=saved):  # a changed recipe is not mixed with the saved runs
-            limr.pipeline(limr.parse_args(argv + [flag, value]), has_digit)
-    limr.pipeline(limr.parse_args(argv + ["--token-budget", "2048"]), has_digit)  # a memory knob may change
+        with pytest.raises(data.LimrError, match=saved):  # a changed recipe is not mixed with the saved runs
+            pipeline.main(argv + [flag, value])
+    pipeline.main(argv + ["--token-budget", "2048"])  # a memory knob may change
