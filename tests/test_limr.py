@@ -51,6 +51,40 @@ def test_group_advantages_by_hand():
     torch.testing.assert_close(limr.group_advantages(r, scale=False), unscaled)
 
 
+def test_equal_rewards_give_exactly_zero_and_mixed_groups_are_kept_whole():
+    r = torch.tensor([[0.7] * 8, [1, -0.5, -0.5, -0.5, -0.5, -1, -1, -1]])  # 0.7 x 8: the mean rounds
+    a = limr.group_advantages(r)
+    assert (a[0] == 0).all() and (limr.group_advantages(r, scale=False)[0] == 0).all()
+    assert limr.uniform_groups(r).tolist() == [True, False]
+    assert (a[1, 1:5] == 0).all()  # four samples of the mixed group sit exactly at its mean...
+
+
+def test_uniform_groups_are_skipped_by_group_and_the_logged_lr_is_the_one_used(tiny_model, tmp_path):
+    """...and are still trained: skipping goes by group, not by a zero advantage."""
+    args = make_args(tmp_path, tiny_model, "--n", "8", "--warmup-steps", "2", "--train-batch", "64")
+    policy, tok = limr.load_policy(args, tiny_model, "cpu")
+    optimizer, scheduler = limr.make_optimizer(policy, args)
+    prompt = tok("What is 1 + 2?", add_special_tokens=False).input_ids
+    r = torch.tensor([[1, -0.5, -0.5, -0.5, -0.5, -1, -1, -1], [0.7] * 8])
+    adv, uniform = limr.group_advantages(r).flatten().tolist(), limr.uniform_groups(r).repeat_interleave(8).tolist()
+    samples = [{"prompt_ids": prompt, "ids": [5 + k, 6, 7], "advantage": a, "uniform": u, "vllm_logprobs": [0.0] * 3}
+               for k, (a, u) in enumerate(zip(adv, uniform))]
+    stats = limr.train_step(policy, optimizer, scheduler, samples, args, tok.pad_token_id, "cpu", step=1)
+    assert stats["train_tokens"] == 8 * 3  # the whole mixed group (zero advantages too), none of the uniform one
+    assert stats["lr"] == pytest.approx(0.02 / 3)  # warm-up step 1 of 3: the rate used, not the next one
+
+
+def test_log_prob_passes_build_no_kv_cache(tiny_model):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    caches = []
+    model.get_decoder().register_forward_hook(lambda m, i, out: caches.append(out.past_key_values))
+    ids = torch.randint(0, 300, (2, 9))
+    limr.token_logprobs(model, ids, torch.ones_like(ids), torch.ones_like(ids))
+    assert caches == [None]
+
+
 def test_grpo_loss_by_hand():
     old = torch.zeros(4)
     logp = torch.log(torch.tensor([1.5, 1.5, 0.5, 1.0]))  # ratios 1.5, 1.5, 0.5, 1.0
@@ -58,12 +92,13 @@ def test_grpo_loss_by_hand():
     ref = logp + torch.log(torch.tensor([2.0, 1.0, 1.0, 0.5]))  # ref/pi = 2, 1, 1, 0.5
     seq = torch.tensor([0, 0, 0, 1])
     # pg: ratio 1.5, A=+1 -> clipped 1.2 -> -1.2; A=-1 -> min(-1.5, -1.2) = -1.5 -> 1.5; 0.5, +1 -> -0.5; 1, 2 -> -2
+    # the clip binds on the first token only: the second and third take their unclipped term
     pg = torch.tensor([-1.2, 1.5, -0.5, -2.0])
     k3 = torch.tensor([2 - torch.log(torch.tensor(2.0)) - 1, 0, 0, 0.5 + torch.log(torch.tensor(2.0)) - 1])
     per_token = pg + 0.1 * k3
     loss, stats = limr.grpo_loss(logp, old, ref, adv, seq, 4, 2, 0.2, 0.1, "token")
     torch.testing.assert_close(loss, per_token.sum() / 4)
-    assert stats["clipped"] == 3 and stats["kl"] == pytest.approx(k3.sum().item(), rel=1e-5)
+    assert stats["clipped"] == 1 and stats["kl"] == pytest.approx(k3.sum().item(), rel=1e-5)
     loss, _ = limr.grpo_loss(logp, old, ref, adv, seq, 4, 2, 0.2, 0.1, "sequence")
     torch.testing.assert_close(loss, (per_token[:3].mean() + per_token[3]) / 2)
 
@@ -104,9 +139,11 @@ def test_logprobs_match_full_softmax(tiny_model):
     attn = torch.ones_like(ids)
     resp = torch.zeros_like(ids)
     resp[:, 5:] = 1
-    ours = limr.token_logprobs(model, ids, attn, resp, chunk=3)
-    full = torch.log_softmax(model(ids).logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
-    torch.testing.assert_close(ours, full[:, 4:].flatten(), atol=1e-5, rtol=1e-5)
+    for temperature in (1.0, 0.5):  # the distribution sampled from: softmax(logits / T)
+        ours = limr.token_logprobs(model, ids, attn, resp, temperature, chunk=3)
+        logits = model(ids).logits.float() / temperature
+        full = torch.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+        torch.testing.assert_close(ours, full[:, 4:].flatten(), atol=1e-5, rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------------ against a real vLLM
@@ -134,9 +171,66 @@ def test_sync_is_exact(tiny_model, engine, tmp_path):
     assert differs  # the update changed what the model says, so equal tokens mean the sync carried it
 
 
+def test_sampling_is_a_function_of_seed_step_and_prompt(tiny_model, engine, tmp_path):
+    """Per-request seeds: the same step samples the same tokens whatever the global RNGs hold and whatever else is in
+    the batch, on every backend (vLLM's GPU runner draws unseeded requests from numpy's RNG, not torch's)."""
+    import numpy as np
+
+    args = make_args(tmp_path, tiny_model, "--temperature", "1.0")
+    tok = engine.get_tokenizer()
+    rows = limr.encode_prompts(PROMPTS[:3], tok, args)
+    stop = data.stop_token_ids(tok, tiny_model)
+
+    def ids(samples, prompt):
+        return [s["ids"] for s in samples if s["prompt"] == prompt]
+
+    first = limr.rollout(engine, rows, args, stop, step=7)
+    torch.manual_seed(123), np.random.seed(123)
+    engine.generate(["What is"], use_tqdm=False)  # move any global RNG the engine might use
+    again = limr.rollout(engine, rows, args, stop, step=7)
+    flipped = limr.rollout(engine, rows[::-1], args, stop, step=7)
+    assert [s["ids"] for s in first] == [s["ids"] for s in again]
+    assert ids(first, 0) == ids(flipped, 2) and ids(first, 2) == ids(flipped, 0)  # its own seed, not a position
+    assert ids(limr.rollout(engine, rows, args, stop, step=8), 0) != ids(first, 0)
+    twice = limr.rollout(engine, [rows[0], rows[0]], args, stop, step=7)  # a prompt drawn twice: two groups
+    assert ids(twice, 0) == ids(first, 0) and ids(twice, 1) != ids(twice, 0)
+
+
+@pytest.mark.parametrize("flags", [["--load-in-8bit"], ["--load-in-4bit", "--optim", "adamw8bit"]])
+def test_quantised_policy_steps_and_syncs_its_dequantised_weights(tiny_model, engine, tmp_path, flags):
+    """bitsandbytes on the CPU: a GRPO step on a 4- or 8-bit base, then vLLM generates what the HF model does with
+    the merged, dequantised weights. After its first forward an 8-bit layer holds only int8 codes in `weight`."""
+    from transformers import AutoModelForCausalLM
+
+    args = make_args(tmp_path, tiny_model, "--temperature", "1.0", "--max-logprob-diff", "inf", *flags)
+    policy, tok = limr.load_policy(args, tiny_model, "cpu")
+    optimizer, scheduler = limr.make_optimizer(policy, args)
+    state = {"device": "cpu", "dtype": torch.float32, "stop_ids": data.stop_token_ids(tok, tiny_model),
+             "reward_fn": digit_share, "pad_id": tok.pad_token_id}
+    before = [p.detach().clone() for p in policy.parameters() if p.requires_grad]
+    rows = limr.encode_prompts(PROMPTS[:4], tok, args)
+    limr.sync_weights(engine, policy, torch.float32)
+    limr.grpo_step(engine, policy, optimizer, scheduler, rows, state, args, step=1)
+    assert any(not torch.equal(a, p) for a, p in zip(before, (p for p in policy.parameters() if p.requires_grad)))
+    merged = dict(limr.merged_weights(policy, torch.float32))
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    original = plain.state_dict()
+    assert max((merged[k] - original[k]).abs().max().item() for k in merged) < 0.3  # quantisation error, not codes
+    plain.load_state_dict(merged, strict=False)
+    from vllm import SamplingParams
+
+    prompts = [r["prompt_ids"] for r in rows]
+    outs = engine.generate([{"prompt_token_ids": p} for p in prompts],
+                           SamplingParams(temperature=0, max_tokens=12, ignore_eos=True), use_tqdm=False)
+    for p, out in zip(prompts, outs):
+        hf = plain.generate(torch.tensor([p]), max_new_tokens=12, min_new_tokens=12, do_sample=False,
+                            pad_token_id=tok.pad_token_id)[0, len(p):].tolist()
+        assert list(out.outputs[0].token_ids) == hf
+
+
 def test_it_learns(tiny_model, engine, tmp_path):
-    args = make_args(tmp_path, tiny_model, "--steps", "20", "--temperature", "1.0", "--name", "learn",
-                     "--save-every", "100")
+    args = make_args(tmp_path, tiny_model, "--steps", "20", "--temperature", "0.8", "--name", "learn",
+                     "--save-every", "100")  # 16 samples in optimizer batches of 8: the old log-probs matter
     run = limr.train(args, reward_fn=digit_share, llm=engine)
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     rewards = [m["reward_mean"] for m in metrics]
@@ -145,6 +239,10 @@ def test_it_learns(tiny_model, engine, tmp_path):
     times = [m["time"] for m in metrics]  # wall clock of each step's end: what the benchmarks time steps with
     assert times == sorted(times) and len(set(times)) == len(times)
     assert all(m["peak_memory_gb"] > 0.1 for m in metrics)  # this process: model, vLLM, Python
+    # the sync self-check: vLLM's log-probs at T 0.8 are the trainer's old ones (pre-update policy, at T) to fp32
+    # noise, for every sample, including those of the second optimizer batch
+    assert any(m["optimizer_steps"] == 2 for m in metrics)
+    assert max(m["logprob_diff_max"] for m in metrics) < 1e-3
 
 
 def test_resume_is_exact_and_logs_have_no_gap_or_duplicate(tiny_model, engine, tmp_path):
@@ -186,7 +284,7 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
     cli = [sys.executable, str(ROOT / "limr.py"), "--preset", "demo", "--model", tiny_model, "--prompts",
            str(tmp_path / "prompts.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "sig", "--n", "4",
            "--prompts-per-step", "4", "--max-response-tokens", "12", "--no-one-shot", "--epochs", "200",
-           "--save-every", "1000", "--cpu-kv-cache-gb", "0.2"]
+           "--save-every", "1000", "--cpu-kv-cache-gb", "0.2", "--reward", f"{ROOT / 'tests/rewards.py'}:graded_length"]
 
     def sig_dfl():  # a shell's background job starts with SIGINT ignored; a user's terminal does not
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -205,6 +303,9 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
     assert limr.checkpoints(run)[-1].name == f"step_{stopped:06d}"  # a checkpoint although --save-every 1000
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, stopped + 1))
+    for f in (run / "rollouts").iterdir():  # the interrupted step too: every item graded (+1), none killed (-0.5)
+        rows = [json.loads(line) for line in gzip.decompress(f.read_bytes()).splitlines()]
+        assert all(x == 1.0 for row in rows for x in row["rewards"]), f.name
     resumed = subprocess.run([sys.executable, str(ROOT / "limr.py"), "--resume", str(run), "--steps",
                               str(stopped + 2)], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -214,9 +315,15 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
 
 def test_rollout_logs_feed_lim_without_conversion(tiny_model, engine, tmp_path):
     args = make_args(tmp_path, tiny_model, "--epochs", "3", "--temperature", "1.0", "--name", "full")
+    long = {"id": "long", "prompt": "What is " + " + ".join(["1"] * 200) + "?", "answer": "200", "source": "t"}
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS + [long]))  # over --max-prompt-tokens 200
     run = limr.train(args, digit_share, engine)
     config = json.loads((run / "config.json").read_text())
     assert config["steps_per_epoch"] == 2 and config["total_steps"] == 6
+    assert config["prompts_count"] == 8 and config["prompts_dropped_too_long"] == 1
+    logged = {json.loads(line)["id"] for f in (run / "rollouts").iterdir()
+              for line in gzip.decompress(f.read_bytes()).splitlines()}
+    assert logged == {p["id"] for p in PROMPTS}  # dropped, never trained on
     row = json.loads(gzip.decompress((run / "rollouts" / "step_000001.jsonl.gz").read_bytes()).splitlines()[0])
     assert {"step", "epoch", "id", "prompt", "answer", "rewards", "lengths", "truncated", "responses"} <= set(row)
     summary = lim.main(["--rollouts", str(run / "rollouts"), "--threshold", "-100", "--no-plots"])
@@ -235,7 +342,7 @@ def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
     with pytest.raises(data.LimrError, match="--lora-targets: c_attn not in .*q_proj"):
         limr.train(make_args(tmp_path, tiny_model, "--lora-targets", "q_proj,c_attn", "--name", "b"))
     with pytest.raises(SystemExit, match="2"):
-        make_args(tmp_path, tiny_model, "--load-in-4bit")
+        make_args(tmp_path, tiny_model, "--load-in-4bit", "--load-in-8bit")
     with pytest.raises(data.LimrError, match="= 3200 is more than .* context of 2048 tokens"):
         limr.train(make_args(tmp_path, tiny_model, "--max-response-tokens", "3000", "--name", "d"))
     (tmp_path / "empty.json").write_text("[]")
@@ -251,3 +358,12 @@ def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
         make_args(tmp_path, tiny_model, "--steps", "0")  # 0 used to mean "all epochs"
     with pytest.raises(SystemExit, match="2"):
         make_args(tmp_path, tiny_model, "--n", "1")  # a group of one has no baseline: NaN advantages
+
+
+def test_sync_self_check_stops_the_run_with_one_line(tiny_model, engine, tmp_path):
+    args = make_args(tmp_path, tiny_model, "--steps", "3", "--temperature", "1.0", "--name", "strict",
+                     "--max-logprob-diff", "1e-12")  # below float32 noise, so the first step trips it
+    with pytest.raises(data.LimrError, match="step 1: vLLM's log-probs .* differ from the trainer's"):
+        limr.train(args, digit_share, engine)
+    metrics = [json.loads(line) for line in (tmp_path / "runs" / "strict" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1] and 0 < metrics[0]["logprob_diff_mean"] < 1e-4

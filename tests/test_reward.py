@@ -187,9 +187,14 @@ def test_hostile_inputs_return_within_timeout_and_run_nothing(tmp_path):
     assert not os.path.exists("/tmp/pwned")
 
 
-def test_hung_item_scores_wrong_and_the_worker_is_replaced():
+def test_hung_item_is_killed_at_the_timeout_and_the_worker_replaced():
+    rewards([R + "\\boxed{4}"], ["4"], workers=1)  # a warm worker
+    hung = reward_module._workers[0]
+    t = time.monotonic()
     out = rewards(["\\boxed{10^{10^{10^{10}}}}", R + "\\boxed{4}"], ["1", "4"], workers=1, timeout=0.5)
-    assert out == [WRONG, CORRECT]
+    assert out == [WRONG, CORRECT]  # math-verify alone needs over 2 s on the first item (its own limit)
+    assert hung.poll() is not None and reward_module._workers[0].poll() is None  # killed, and a new one serves
+    assert time.monotonic() - t < 0.5 + 15  # the timeout, plus a new worker's start-up
 
 
 def test_a_dead_worker_is_replaced():
