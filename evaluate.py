@@ -7,7 +7,9 @@
 
 Protocol (LIMR §3.1): LIMR's system prompt through the model's chat template; AIME24 and AMC23 4 samples at
 temperature 0.4, MATH500 greedy; top_p 0.95; 3,072 new tokens; pass@1 = mean correctness over all samples.
-Graded by reward.py (one grader for training and evaluation): correct = reward +1, so a truncated response is wrong.
+Graded as the paper's eval/eval.py did: correct when the last \\boxed{} answer equals the gold (reward.py's
+equivalence), whatever the format; the training reward's format rules (truncation, repetition, five boxes) apply in
+training only, and the format-error and truncation rates are reported beside accuracy.
 limr.py calls evaluate() during training with its own engine, which then holds the checkpoint's merged weights.
 """
 
@@ -38,7 +40,8 @@ def generate(llm, rows: list[dict], n: int, temperature: float, setup: dict, sto
 
     tokenizer = llm.get_tokenizer()
     example = data.TOY_EXAMPLE if setup["one_shot"] else None
-    prompts = [data.chat_prompt(tokenizer, r["question"], example=example) if setup["template"] == "chat"
+    system = setup.get("system", data.SYSTEM_PROMPT)
+    prompts = [data.chat_prompt(tokenizer, r["question"], system, example) if setup["template"] == "chat"
                else r["question"] for r in rows]
     params = [SamplingParams(n=n, temperature=temperature, top_p=TOP_P if temperature > 0 else 1.0,
                              max_tokens=setup["max_tokens"], stop_token_ids=stop_ids,
@@ -49,16 +52,16 @@ def generate(llm, rows: list[dict], n: int, temperature: float, setup: dict, sto
 
 
 def grade(rows: list[dict], samples: list[list[tuple[str, bool]]]) -> list[dict]:
-    """Per problem: its responses, rewards and verdicts (correct = reward +1), graded in reward.py's workers."""
+    """Per problem: its responses, their training rewards (for the format and truncation rates) and the paper's
+    verdicts: correct when the last boxed answer equals the gold, whatever the format (upstream's eval/eval.py)."""
     flat = [(i, text, cut) for i, s in enumerate(samples) for text, cut in s]
-    r = reward.rewards([t for _, t, _ in flat], [rows[i]["answer"] for i, _, _ in flat], [c for _, _, c in flat])
-    out = [{**row, "responses": [], "rewards": [], "truncated": []} for row in rows]
-    for (i, text, cut), x in zip(flat, r):
+    graded = reward.grade([t for _, t, _ in flat], [rows[i]["answer"] for i, _, _ in flat], [c for _, _, c in flat])
+    out = [{**row, "responses": [], "rewards": [], "truncated": [], "correct": []} for row in rows]
+    for (i, text, cut), (x, right) in zip(flat, graded):
         out[i]["responses"].append(text)
         out[i]["rewards"].append(x)
         out[i]["truncated"].append(cut)
-    for o in out:
-        o["correct"] = [x == reward.CORRECT for x in o["rewards"]]
+        out[i]["correct"].append(right)
     return out
 
 
@@ -69,7 +72,8 @@ def settings(benchmark: str, setup: dict) -> dict:
     return {"model": setup["model"], "adapter": setup["adapter"],
             "problems": len(data.load_benchmark(benchmark)[: setup.get("limit")]), "n": n,
             "temperature": temperature, "max_tokens": setup["max_tokens"], "template": setup["template"],
-            "one_shot": bool(setup["one_shot"])}
+            "one_shot": bool(setup["one_shot"]), "system": setup.get("system", data.SYSTEM_PROMPT),
+            "verdict": "last boxed answer"}  # results graded by an older rule are not reused
 
 
 def finished(path: Path, wanted: dict) -> list[dict] | None:
@@ -145,6 +149,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--template", choices=["chat", "none"], default="chat",
                    help="chat: system prompt + chat template (the paper); none: the raw question")
     p.add_argument("--one-shot", action="store_true", help="one worked example first (the demo model needs it)")
+    p.add_argument("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
     p.add_argument("--n", type=int, help="samples per problem for every benchmark (default: the protocol's)")
     p.add_argument("--temperature", type=float, help="for every benchmark (default: the protocol's)")
     p.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="new tokens per response")
@@ -174,16 +179,18 @@ def weights_id(adapter: Path | None) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
-def checkpoints_of(args: argparse.Namespace) -> tuple[str, bool, list[tuple[int, Path | None]]]:
-    """The model, whether it needs the worked example, and the (step, adapter) pairs to evaluate."""
+def checkpoints_of(args: argparse.Namespace) -> tuple[str, dict, list[tuple[int, Path | None]]]:
+    """The model, how to prompt it (worked example, system prompt: a run's own), and the (step, adapter) pairs."""
+    prompting = {"one_shot": args.one_shot, "system": args.system}
     if not args.run:
-        return args.model, args.one_shot, [(0, args.adapter)]
+        return args.model, prompting, [(0, args.adapter)]
     if not (args.run / "config.json").exists():
         raise data.LimrError(f"--run {args.run}: no config.json (not a limr.py run)")
     config = json.loads((args.run / "config.json").read_text())
     saved = sorted(p for p in (args.run / "checkpoints").glob("step_[0-9]*") if not p.name.endswith(".tmp"))
-    return (args.model or config["model"], args.one_shot or config.get("one_shot", False),
-            [(0, None)] + [(int(p.name.split("_")[1]), p) for p in saved])
+    prompting = {"one_shot": args.one_shot or config.get("one_shot", False),
+                 "system": config.get("system", args.system) if args.system == data.SYSTEM_PROMPT else args.system}
+    return args.model or config["model"], prompting, [(0, None)] + [(int(p.name.split("_")[1]), p) for p in saved]
 
 
 def lora_rank(adapter: Path, model: str, model_path: str) -> int:
@@ -260,7 +267,7 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
         return []
     from vllm.lora.request import LoRARequest
 
-    model, one_shot, checkpoints = checkpoints_of(args)
+    model, prompting, checkpoints = checkpoints_of(args)
     model_path = data.model_path(model)
     ranks = [lora_rank(a, model, model_path) for _, a in checkpoints if a is not None]
     jobs = []
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
         setup = {"name": checkpoint_name(args, step, adapter, model_path), "model": model,
                  "adapter": weights_id(adapter), "benchmarks": args.benchmarks.split(","), "limit": args.limit,
                  "n": args.n, "temperature": args.temperature, "max_tokens": args.max_tokens,
-                 "template": args.template, "one_shot": one_shot}
+                 "template": args.template, **prompting}
         jobs.append((step, adapter, setup))
     pending = args.force or any(finished(args.out / s["name"] / f"{b}.jsonl", settings(b, s)) is None
                                 for _, _, s in jobs for b in s["benchmarks"])

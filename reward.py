@@ -9,7 +9,9 @@ Upstream (GAIR-NLP/LIMR, openrlhf/cli/serve_rm.py) applies these rules in this o
 What we deliberately fix:
   - equivalence: upstream calls math-verify on bare strings (`parse("\\frac{1}{2}")` finds nothing, so ~10% of
     MATH golds can never be graded correct, and `2\\sqrt{2}` "equals" `2\\sqrt{3}` because both parse as `2`).
-    We wrap both sides in `$...$` so they are parsed as LaTeX, gold first, and never use the eval-based parser.
+    We wrap both sides in `$...$` so they are parsed as LaTeX, gold first, and never use the eval-based parser;
+    we compare numbers exactly (math-verify rounds: 1/2^98 "equals" 1/2^99), and reject what it wrongly accepts:
+    E' for E, 10m for 10, 1011_2 for 1011, {1,2} for (1,2). See the equivalence section for the whole order.
   - extraction: upstream's regex handles three levels of nested braces; we match braces to any depth.
   - repetition: upstream's `(.{5,}?)\\1{4,}` is quadratic (seconds on long responses) and ignores loops that span
     lines (`.` skips newlines). We find the same thing, a block of >= 5 characters repeated >= 5 times back to
@@ -28,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 
 CORRECT, WRONG, FORMAT_ERROR = 1.0, -0.5, -1.0
@@ -128,54 +130,198 @@ def format_error(response: str, truncated: bool = False) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- equivalence
+# A reward for a wrong answer is the worst error, so when in doubt we reject. In order:
+#   1. a light clean of both answers; whitespace runs become one space but never vanish (`32, 349` is a list);
+#   2. identical -> True; two plain numbers -> exact Decimal comparison (most answers: no sympy at all);
+#   3. guards against what math-verify 0.9.0 accepts wrongly, then math-verify on LaTeX, gold first, numbers exact;
+#   4. only if that says no (so right answers stay fast): units and `name =` sides stripped, then choice letters.
 
-_NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)")
-_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(,\d{3})+(\.\d+)?")  # a whole answer like 1,234,567.5
+_SPACE = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad(?![a-zA-Z])|~|\s+")  # \, \; \: \␣ \quad ~ and whitespace runs
+_PERCENT = re.compile(r"\s*(?:\\text\{\s*(?:percent(?:age)?|pct)\s*\}|\b(?:percent(?:age)?|pct)\b|\\?%)")
+_MIXED = re.compile(r"(-?)(\d+) (\d+)/(\d+)(\\%)?")  # plain-text mixed number `7 3/4` (PRM800K, MARIO, NeMo)
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d*)(?:\.\d+)?")  # thousands: 1,000 or 1 000
+_BASE = re.compile(r"(?<![\w\\])(\d+)_\{?(\d+)\}?")  # a number in base b: 1011_2
+_EQ = re.compile(r"(?<![<>!\\])=")
+_NAME = re.compile(r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\([a-z]\))?")  # x, y_1, \theta, f'(x)
+_TEXT = re.compile(r"\\(?:text\w*|mbox|math(?:rm|bf|cal|it))\s*\{([^{}]*)\}")
+_UNIT_WORD = r"(?:[a-zA-Z]{3,}|cm|mm|km|ft|in|kg|lb|oz|hr|yd|mi)"  # 1-2 letters is a variable (MARIO: 10m is not 10)
+_UNIT = re.compile(rf"(.+?)\s*(?:\\(?:text\w*|mbox|mathrm)\s*\{{\s*([a-zA-Z][a-zA-Z .]*)\}}|\s({_UNIT_WORD}(?: "
+                   rf"{_UNIT_WORD})*))(\^\{{?[23]\}}?)?")
+_NOT_UNIT = re.compile(r"\b(?:and|or|not|no|than|more|less|least|most|to|plus|minus|times)\b")  # `3 \text{ or more}`
+_CHOICE = re.compile(r"\(([A-E])\)\s*([^=<>]*)|([A-E])(?:\s+(\w[^=<>]*))?")  # (D) Alina, C Cecile; not `D = (0,1)`
+_INTERVAL = re.compile(r"\\infty|\[|\]|\\cup|\\in(?![a-zA-Z])")  # a gold that is surely a set; (1,2) may be a point
 
 
-def _normalize(s: str) -> str:
-    """Cheap, meaning-preserving rewrites so that exact and numeric comparisons catch the common cases."""
-    s = re.sub(r"\s+", "", s).strip("$").rstrip(".")
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
-    s = s.replace("\\!", "").replace("\\,", "").replace("\\;", "")
-    return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s
+def _clean(s: str) -> str:
+    """Spelling only, both sides: `\\dfrac`, `\\left(`, `1,\\!000`, `°`, `28 percent`, `$...$`, a trailing period."""
+    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", clean(s)).replace("\\varnothing", "\\emptyset")
+    s = re.sub(r"\\(?:left|right)(?:\.|(?![a-zA-Z]))", "", s)
+    s = re.sub(r"\\frac(?![a-zA-Z])\s*(\\[a-zA-Z]+|[a-zA-Z0-9])", r"\\frac{\1}", s)  # \frac\pi 4 -> \frac{\pi}{4}
+    s = re.sub(r"(\\frac\{[^{}]*\})\s*(\\[a-zA-Z]+|[a-zA-Z0-9])", r"\1{\2}", s)
+    s = re.sub(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))", "", s)  # 29,\!322,\!216 is one number, even inside \frac
+    s = re.sub(r"\^\{\\circ\}|°|\\degree(?![a-zA-Z])", r"^\\circ", s).replace("**", "^")  # 74° (inspect_ai), 2**3
+    s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)  # sqrt(3): math-verify breaks ` sqrt(`
+    s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)  # pi/2 (inspect_ai's Python-syntax targets)
+    s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", re.sub(r"(?<!\\)\\!\s*", "", s))  # 1,\!000 and 1{,}000
+    s = _SPACE.sub(" ", _PERCENT.sub(r"\\%", s)).strip()  # percent words -> \%, as math-verify's normaliser does
+    if m := re.fullmatch(r"\$+([^$]*)\$+", s):
+        s = m[1].strip()
+    s = re.sub(r"^(-?)(?:\\\$|[€£¥])\s*|\s*[€£¥]$", r"\1", s)  # currency: \$10 is 10
+    s = re.sub(r"\s*(?:(?<!\.)\.|,|;|\\+)$", "", s)  # a trailing period or comma (newer Math-Verify), `185\` (NeMo)
+    if (m := _MIXED.fullmatch(s)) and int(m[3]) < int(m[4]):  # 11 6/6 is not a mixed number (Math-Verify)
+        s = f"{m[1]}\\frac{{{int(m[2]) * int(m[4]) + int(m[3])}}}{{{m[4]}}}{m[5] or ''}"
+    return s
 
 
-def _as_number(s: str) -> Decimal | None:
-    return Decimal(s) if _NUMBER.fullmatch(s) else None
+def _number(s: str) -> Decimal | None:
+    ok = _NUMBER.fullmatch(s) and any(c.isdigit() for c in s)
+    return Decimal(s.replace(",", "").replace(" ", "")) if ok else None
+
+
+def _brackets(s: str) -> str:
+    """'set' for one `\\{...\\}`, 'tuple' for one flat `(a, b)` or `[a, b)` (a tuple or an interval), else ''."""
+    if s.startswith("\\{") and s.endswith("\\}") and s.count("\\{") == 1:
+        return "set"
+    flat = s[:1] in ("(", "[") and s[-1:] in (")", "]") and not re.search(r"[()\[\]]", s[1:-1])
+    return "tuple" if flat and "," in s else ""
+
+
+def _rejected(p: str, g: str) -> bool:
+    """Pairs that math-verify 0.9.0 accepts and we do not."""
+    if p.count("'") + p.count("\\prime") != g.count("'") + g.count("\\prime"):
+        return True  # its normaliser deletes quotes: E' == E
+    if {_brackets(p), _brackets(g)} == {"set", "tuple"}:
+        return True  # (1,2) parses as an open interval, which it matches element-wise to the set {1,2}
+    lp, lg = (sorted(re.findall(r"(?<![a-zA-Z\\])[a-zA-Z](?![a-zA-Z])", _TEXT.sub(r"\1", s))) for s in (p, g))
+    if lp != lg and sorted(map(str.lower, lp)) == sorted(map(str.lower, lg)):
+        return True  # its parser lower-cases symbols: A == a, x^2 == X^2 (single letters; \text{Evelyn} may differ)
+    if len(gold_sides := _EQ.split(g)) > 1 and not _EQ.search(p) and re.search(r"[-+]", gold_sides[0].strip()[1:]):
+        return True  # `x + y = 7` is a line, not 7 (it takes a sum of symbols on the left for a name)
+    sides = _EQ.split(p)  # `7 = 11a+c` answers 7, where it would compare the right side, 11a+c
+    return len(sides) == 2 and _number(sides[0].strip()) is not None and not _NAME.fullmatch(sides[1].strip())
+
+
+def _numbers_equal(a, b, float_rounding: int = 6, numeric_precision: int = 15) -> bool:
+    """Stands in for math-verify's sympy_numeric_eq, which rounds to 6 decimals and chops differences under ~1e-15:
+    0.333333 == 1/3, 0.000001 == 0.0000012, 1/2^98 == 1/2^99. X% is X/100, and also X for an integer X (as upstream)."""
+    from sympy import MatrixBase, Rational, UnevaluatedExpr
+    from sympy.matrices.expressions import MatrixExpr
+
+    matrices = [isinstance(x, MatrixBase | MatrixExpr) for x in (a, b)]
+    if any(matrices):  # upstream's matrix branch compares the entries with this function
+        return all(matrices) and _math_verify()[2](a, b, float_rounding, numeric_precision)
+    pct = UnevaluatedExpr(Rational(1, 100))  # how latex2sympy writes X%
+    values = [[x.doit(), *[v for v in [x.xreplace({pct: 1})] if v.is_Integer]] if x.has(pct) else [x] for x in (a, b)]
+    return any(_close(x, y) for x in values[0] for y in values[1])
+
+
+def _close(x, y) -> bool:
+    """Exact for integers, fractions and symbolic terms (upstream's simplify() then gets its turn); with a written
+    decimal, to a relative 1e-9; other numbers to ~600 digits where needed (2^(1/2^1000) - 1 is 6e-302, not 0)."""
+    from sympy import Float, N
+
+    try:
+        d = x - y
+        if d == 0 or x.is_Rational and y.is_Rational or d.free_symbols:
+            return d == 0
+        d, tol = N(d, 60, maxn=2000), Float("1e-9") if x.has(Float) or y.has(Float) else Float("1e-500")
+        return d == 0 or bool(d.is_finite and abs(d) <= tol * max(abs(N(x, 60)), abs(N(y, 60))))  # not -oo - oo
+    except Exception:  # sympy gave up
+        return False
+
+
+@lru_cache(maxsize=1)
+def _math_verify():
+    """math-verify, its LaTeX config and its own sympy_numeric_eq. Unit stripping is off: its list strips a trailing
+    `h`, `t`, `ab` or `m` after a digit or space (`\\pi r^2 h` == `\\pi r^2`, `4ab` == 4, `10m` == 10); see _units()."""
+    import math_verify
+    from latex2sympy2_extended import NormalizationConfig
+
+    config = NormalizationConfig(basic_latex=True, units=False, malformed_operators=True, nits=True, boxed="all")
+    latex = math_verify.LatexExtractionConfig(normalization_config=config)
+    return math_verify, latex, math_verify.grader.sympy_numeric_eq
 
 
 @lru_cache(maxsize=8192)
 def _parse(latex: str) -> list:
     """math-verify's parse of `latex` read as LaTeX. Only the LaTeX extractor: the expression one `eval`s text."""
-    from math_verify import LatexExtractionConfig, parse
+    mv, config, _ = _math_verify()
+    body, pct = (latex[:-2], "\\%") if latex.endswith("\\%") else (latex, "")  # its grammar fails `\frac12\%`
+    parsed = mv.parse(f"${body}${pct}", extraction_config=[config], parsing_timeout=MV_TIMEOUT_S)
+    return [x for x in parsed if not isinstance(x, str)]  # no string fallback: E' == E once quotes are dropped
 
-    return parse(f"${latex}$", extraction_config=[LatexExtractionConfig()], parsing_timeout=MV_TIMEOUT_S)
+
+def _verify(p: str, g: str) -> bool:
+    mv, _, upstream = _math_verify()
+    gold, pred = _parse(g), _parse(p)
+    if not gold or not pred:
+        return False
+    mv.grader.sympy_numeric_eq = _numbers_equal  # sympy_expr_eq looks it up at each call; ours for our calls only
+    try:  # x < 3 matches the gold (-\infty, 3) only with allow_set_relation_comp (math-verify's anti-hacking default)
+        return bool(mv.verify(gold, pred, allow_set_relation_comp=bool(_INTERVAL.search(g)),
+                              timeout_seconds=MV_TIMEOUT_S))
+    except Exception:  # a sympy failure on hostile input means "not shown equal"
+        return False
+    finally:
+        mv.grader.sympy_numeric_eq = upstream
+
+
+def _same(p: str, g: str) -> bool:
+    if p == g:
+        return True
+    if (pn := _number(p)) is not None and (gn := _number(g)) is not None:
+        return pn == gn
+    if _rejected(p, g):
+        return False
+    if _BASE.search(p) or _BASE.search(g):  # math-verify drops the base: 1011_2 == 1011
+        return _BASE.sub(r"\1_\2", p) == _BASE.sub(r"\1_\2", g)
+    return _verify(p, g)
+
+
+def _value(s: str) -> tuple[str, str]:
+    """`x = 3`, `3 = x`, `f(x) = 2x+3`, `x = 5+5+1 = 11` -> (name, value); anything else -> ('', s)."""
+    sides = [t.strip() for t in _EQ.split(s)]
+    if len(sides) < 2 or re.search(r"[,;]|\\begin", s):  # systems and lists are math-verify's to compare
+        return "", s
+    if _NAME.fullmatch(sides[0]) and not _NAME.fullmatch(sides[-1]):
+        return sides[0], sides[-1]
+    if len(sides) == 2 and _NAME.fullmatch(sides[1]) and not _NAME.fullmatch(sides[0]):
+        return sides[1], sides[0]  # 2 = x (inspect_ai); 7 = 11a+c keeps both sides (hendrycks)
+    return "", s
+
+
+def _units(s: str) -> tuple[str, str]:
+    """`10 \\text{ cm}^2`, `10 square units`, `\\text{3 apples}` -> (number, unit); no unit -> (s, '')."""
+    if (m := _TEXT.fullmatch(s)) and m[1].strip()[:1].isdigit():
+        s = m[1].strip()
+    m = _UNIT.fullmatch(s)  # units follow a number, 2\pi or \frac{}{}: no letters outside commands
+    if not m or re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", m[1])) or _NOT_UNIT.search(m[2] or m[3]):
+        return s, ""
+    return m[1], re.sub(r"[^a-z0-9]", "", (m[2] or m[3]).lower() + (m[4] or "")).removesuffix("s")
+
+
+def _choice(s: str) -> str | None:
+    """The letter of a multiple-choice answer: `(D) Alina`, `\\text{(A) } 12`, `\\mathcal{B}`, `C` -> D, A, B, C."""
+    m = _CHOICE.fullmatch(_TEXT.sub(r"\1", s).strip())
+    return None if not m or re.search(r"\b[A-E]\b", m[2] or m[4] or "") else m[1] or m[3]  # `(A) or (B)` hedges
 
 
 @lru_cache(maxsize=8192)
 def is_equivalent(pred: str, gold: str) -> bool:
-    """True if the predicted answer means the same as the gold one (math-verify on LaTeX, gold first)."""
-    from math_verify import verify
-
-    p, g = _normalize(clean(pred)), _normalize(clean(gold))
+    """True if the predicted answer means the same as the gold one."""
+    p, g = _clean(pred), _clean(gold)
     if not p or not g:
         return False
-    if p == g:
+    if _same(p, g):
         return True
-    try:
-        pn, gn = _as_number(p), _as_number(g)
-    except InvalidOperation:
-        pn = gn = None
-    if pn is not None and gn is not None:  # plain numbers (the usual case): exact decimal comparison, no sympy
-        return pn == gn
-    gold_parsed, pred_parsed = _parse(g), _parse(p)
-    if not gold_parsed or not pred_parsed:
-        return False
-    try:
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=MV_TIMEOUT_S))
-    except Exception:  # a sympy failure on hostile input means "not shown equal"
-        return False
+    (pn, pv), (gn, gv) = _value(p), _value(g)
+    names = sorted(re.sub(r"^[a-zA-Z]\(x\)$", "f(x)", n) for n in (pn, gn))  # y = 2x+3 answers f(x) = 2x+3 ...
+    p2, g2 = (pv, gv) if not (pn and gn) or pn == gn or names == ["f(x)", "y"] else (p, g)  # ... x = 3 not y = 3
+    (p2, pu), (g2, gu) = _units(p2), _units(g2)
+    if (p2, g2) != (p, g) and (not pu or not gu or pu == gu) and _same(p2, g2):  # 5 cm is not 5 m
+        return True
+    letter = _choice(g)  # choice letters are case-sensitive: b is no answer to (B)
+    return letter is not None and _choice(p) == letter
 
 
 def unfinished_reward(response: str, truncated: bool) -> float:
@@ -189,6 +335,13 @@ def reward(response: str, answer: str, truncated: bool = False) -> float:
     if format_error(response, truncated):
         return FORMAT_ERROR
     return CORRECT if is_equivalent(extract_boxed(response), answer) else WRONG
+
+
+def verdict(response: str, answer: str) -> bool:
+    """The paper's evaluation verdict (upstream eval/eval.py): the last boxed answer equals the gold, whatever the
+    format. A right answer that is then cut off, repeated or boxed five times counts here and scores -1 in training."""
+    box = extract_boxed(clean(response))
+    return box is not None and is_equivalent(box, answer)
 
 
 # ------------------------------------------------------------------------------------ batch grading in workers
@@ -228,21 +381,23 @@ def close_workers() -> None:
         _kill(_workers.pop())
 
 
-def rewards(
-    responses: list[str],
-    answers: list[str],
-    truncated: list[bool] | None = None,
-    workers: int | None = None,
-    timeout: float = TIMEOUT_S,
-) -> list[float]:
-    """Grade a batch in worker processes, each item under a hard wall-clock timeout. Always returns."""
+def rewards(responses: list[str], answers: list[str], truncated: list[bool] | None = None, workers: int | None = None,
+            timeout: float = TIMEOUT_S) -> list[float]:
+    """The training reward of each response, graded in worker processes under a hard timeout. Always returns."""
+    return [r for r, _ in grade(responses, answers, truncated, workers, timeout, verdicts=False)]
+
+
+def grade(responses: list[str], answers: list[str], truncated: list[bool] | None = None, workers: int | None = None,
+          timeout: float = TIMEOUT_S, verdicts: bool = True) -> list[tuple[float, bool | None]]:
+    """(training reward, evaluation verdict) of each response, each item in a worker process under a hard
+    wall-clock timeout (a timed-out item: its fallback reward, verdict False). Always returns."""
     if len(responses) != len(answers) or (truncated is not None and len(truncated) != len(responses)):
         raise ValueError("rewards(): responses, answers and truncated must have the same length")
     truncated = truncated or [False] * len(responses)
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
     _workers.extend(_start_workers(workers - len(_workers)))
     pool = _workers[:workers]
-    out: list[float | None] = [None] * len(responses)
+    out: list = [None] * len(responses)
     todo = list(range(len(responses)))[::-1]
     busy: dict[int, tuple[int, float]] = {}  # worker slot -> (item, deadline)
     while todo or busy:
@@ -250,7 +405,8 @@ def rewards(
             if slot not in busy and todo:
                 i = todo.pop()
                 try:
-                    pool[slot].stdin.write(json.dumps([i, responses[i], answers[i], bool(truncated[i])]) + "\n")
+                    item = [i, responses[i], answers[i], bool(truncated[i]), verdicts]
+                    pool[slot].stdin.write(json.dumps(item) + "\n")
                     pool[slot].stdin.flush()
                     busy[slot] = (i, time.monotonic() + timeout)
                 except (BrokenPipeError, OSError):  # the worker died between items: replace it, retry the item
@@ -264,10 +420,10 @@ def rewards(
             i, deadline = busy[slot]
             line = pool[slot].stdout.readline() if pool[slot].stdout in ready else None
             if line:
-                out[i] = json.loads(line)[1]
+                out[i] = tuple(json.loads(line)[1:])
                 del busy[slot]
             elif line == "" or time.monotonic() > deadline:  # crashed (EOF) or hung: score it and replace the worker
-                out[i] = unfinished_reward(responses[i], truncated[i])
+                out[i] = (unfinished_reward(responses[i], truncated[i]), False if verdicts else None)
                 pool[slot] = _replace(pool[slot])
                 del busy[slot]
     return out
@@ -288,13 +444,51 @@ def _serve() -> None:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     for line in sys.stdin:
-        i, response, answer, truncated = json.loads(line)
+        i, response, answer, truncated, with_verdict = json.loads(line)
         try:
-            r = reward(response, answer, truncated)
+            r, v = reward(response, answer, truncated), verdict(response, answer) if with_verdict else None
         except Exception:  # never let one item take the worker down; a crash would cost a restart
-            r = unfinished_reward(response, truncated)
-        sys.stdout.write(json.dumps([i, r]) + "\n")
+            r, v = unfinished_reward(response, truncated), False if with_verdict else None
+        sys.stdout.write(json.dumps([i, r, v]) + "\n")
         sys.stdout.flush()
+
+
+# ---------------------------------------------------------------------------- inside the distributed engines
+# The same reward where other engines call one, each loaded the way that engine loads it; graded in workers too.
+END_MARKERS = ("<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>")  # chat turn / sequence ends, as decoded
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: dict | None = None) -> dict:
+    """verl: custom_reward_function.path=reward.py, custom_reward_function.name=compute_score. Its naive reward
+    manager calls this per response with these keywords (verl/workers/reward_manager/naive.py) and dumps every
+    returned key into trainer.rollout_data_dir, so the problem's id reaches lim.py. verl hands over decoded text
+    without its end token, so a response cut at the length limit is graded by content here, not scored -1."""
+    extra = extra_info or {}
+    [r] = rewards([solution_str], [str(ground_truth)])
+    return {"score": r, "acc": r == CORRECT, "id": str(extra.get("id", extra.get("index", "")))}
+
+
+def trl_reward(prompts: list, completions: list, answer: list, **kwargs) -> list[float]:
+    """TRL: GRPOTrainer(reward_funcs=[reward.trl_reward]) on a dataset with an `answer` column (TRL passes the
+    dataset's columns as keywords; conversational completions are lists of messages)."""
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return rewards(texts, [str(a) for a in answer])
+
+
+def reward_func(queries: list[str], prompts: list[str], labels: list[str], **kwargs) -> dict:
+    """OpenRLHF: --remote_rm_url reward.py (it loads reward_func(queries, prompts, labels) from a .py file).
+    queries are prompt + response decoded with special tokens: a response with no end token was truncated (-1, as
+    upstream's serve_rm). Returns what OpenRLHF >= 0.8.3 reads: rewards, 0/1 scores, extra logs."""
+    import torch
+
+    responses, truncated = [], []
+    for q, p in zip(queries, prompts):
+        text = q[len(p):] if q.startswith(p) else q
+        ends = [text.find(m) for m in END_MARKERS if m in text]
+        responses.append(text[: min(ends)] if ends else text)
+        truncated.append(not ends)
+    r = torch.tensor(rewards(responses, [str(x) for x in labels], truncated))
+    return {"rewards": r, "scores": (r == CORRECT).float(), "extra_logs": {"accuracy": (r == CORRECT).float()}}
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:

@@ -1,8 +1,8 @@
 """Gold self-check: every gold answer, boxed in a response, must grade +1 against itself; and no false accepts:
 2,000 random pairs of golds from different problems, every pair graded equivalent listed for a human to check.
 
-Also counts how many golds math-verify alone accepts (without our exact/numeric shortcuts), and how often the
-upstream call (math-verify on bare strings) does. Writes reference/gold_selfcheck.json.
+Also counts how many golds math-verify alone accepts (our LaTeX parse, none of our shortcuts or guards), and how
+often the upstream call (math-verify on bare strings) does. Writes reference/gold_selfcheck.json.
 Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/gold_selfcheck.py
 """
 
@@ -16,7 +16,7 @@ from math_verify import parse, verify  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import data  # noqa: E402
-from reward import _normalize, _parse, rewards  # noqa: E402
+from reward import _clean, _parse, rewards  # noqa: E402
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     failed = [{"id": i, "gold": g, "reward": x} for (i, g), x in zip(golds, r) if x != 1.0]
     mv_only = upstream = 0
     for _, g in tqdm(golds, desc="math-verify alone", mininterval=5):
-        gp = _parse(_normalize(g))
+        gp = _parse(_clean(g))
         mv_only += bool(gp) and verify(gp, gp)
         try:
             upstream += verify(parse(g), parse(g))  # upstream's math_equal2(gold, pred) with pred == gold

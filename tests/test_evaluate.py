@@ -7,6 +7,7 @@ import pytest
 
 import data
 import evaluate
+import reward
 
 BENCH = "aime24,amc23,math500"
 
@@ -50,7 +51,7 @@ def test_files_table_and_protocol(tiny_model, engine, tmp_path):
         assert s["samples_per_problem"] == n and s["temperature"] == temperature
         verdicts = [c for g in graded for c in g["correct"]]
         assert s["pass@1"] == sum(verdicts) / len(verdicts)
-        assert all(c == (r == 1.0) for g in graded for c, r in zip(g["correct"], g["rewards"]))
+        assert all(c == reward.verdict(x, g["answer"]) for g in graded for c, x in zip(g["correct"], g["responses"]))
         assert all(r == -1.0 for g in graded for r, t in zip(g["rewards"], g["truncated"]) if t)
     table = (folder / "table.md").read_text()
     assert "| Method | AIME2024 | MATH500 | AMC2023 | AVG. |" in table
@@ -169,3 +170,16 @@ def test_an_adapter_of_a_rank_vllm_does_not_list_is_served(tiny_model, engine, t
     assert [json.loads(line)["responses"] for line in (tmp_path / "r12" / "toy.jsonl").read_text().splitlines()] != \
         [json.loads(line)["responses"] for line in (tmp_path / "base" / "toy.jsonl").read_text().splitlines()]
     assert rows[0]["name"] == "r12"
+
+
+def test_the_verdict_is_the_last_box_whatever_the_format_as_the_papers_eval():
+    """Upstream eval/eval.py grades the last boxed answer; the training reward's format rules are training's."""
+    rows = [{"id": "p", "question": "What is 2 + 2?", "answer": "4"}]
+    right = "2 + 2 = 4, so \\boxed{4}. "
+    cases = [(right + "Let me also double-check the", True),  # cut off at the length limit after answering
+             (right + "We check it again. " * 6, False),  # answered, then repeats itself
+             ("\\boxed{1} " * 4 + right, False)]  # five boxes, the last one right
+    graded = evaluate.grade(rows * len(cases), [[case] for case in cases])
+    assert [g["correct"] for g in graded] == [[True]] * 3  # correct for evaluation...
+    assert [g["rewards"] for g in graded] == [[-1.0]] * 3  # ...and format errors in training
+    assert evaluate.grade(rows, [[("no box: 4", False)]])[0]["correct"] == [False]

@@ -1,9 +1,11 @@
 """The paper's reward: every format rule, extraction edge cases, each equivalence category, hostile input."""
 
+import json
 import os
 import random
 import re
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -95,41 +97,160 @@ def test_extract_boxed_any_depth():
 
 
 # ---------------------------------------------------------------------------------------------- equivalence
+# (pred, gold, equal) by class. Each comment names a peer test suite that covers the class; the pairs are ours.
+# The whole assembled list, with our verdict where projects disagree, is tests/grader_cases.jsonl (tested below).
 
-EQUIVALENT = [
-    ("0.5", "\\frac{1}{2}"), ("\\dfrac{3}{4}", "\\frac34"), ("\\tfrac{1}{3}", "\\frac{1}{3}"),  # fractions
-    ("\\sqrt{8}", "2\\sqrt{2}"), ("\\frac{\\sqrt3}{2}", "\\frac{\\sqrt{3}}{2}"),  # roots
-    ("2\\pi", "2\\pi"), ("\\pi r^2", "r^2\\pi"),  # pi
-    ("[1,2)", "[1, 2)"), ("(-\\infty, 3]", "(-\\infty,3]"),  # intervals
-    ("\\{2, 1\\}", "\\{1,2\\}"), ("1, 2", "2, 1"),  # sets (and unordered lists of solutions)
-    ("(1,2)", "(1, 2)"),  # ordered tuples
-    ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),  # matrices
-    ("5", "5\\text{ cm}"), ("9", "9\\text{ a.m.}"), ("\\text{Evelyn}", "\\text{Evelyn}"),  # units, \text
-    ("50", "50\\%"), ("30", "30^\\circ"), ("30^{\\circ}", "30"),  # percent, degrees
-    ("3", "x=3"), ("x=3", "3"),  # equations
-    ("A", "\\text{(A)}"), ("(C)", "C"),  # multiple-choice letters
-    ("1000", "1,000"), ("1,234,567", "1234567"),  # thousands separators
-    ("33", "033"), ("5", "005"),  # AIME zero padding
-    ("27", "27.0"), ("-3", "-3.00"),  # AMC's decimal golds
-    ("x^2+2x", "x(x+2)"), ("\\$5", "5"),
-]
-NOT_EQUIVALENT = [
-    ("2\\sqrt{3}", "2\\sqrt{2}"),  # upstream grades this pair correct: bare strings both parse as `2`
-    ("3.14", "\\pi"), ("\\frac{1}{3}", "0.33"), ("(2,1)", "(1,2)"), ("(1,2)", "[1,2)"),
-    ("-\\infty", "\\infty"), ("34", "033"), ("27.5", "27.0"), ("1000", "1,001"), ("B", "\\text{(A)}"),
-    ("\\begin{pmatrix}2\\\\1\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"), ("", "5"), ("5", ""),
-]
+EQUIVALENCE = {
+    # Math-Verify tests/test_all.py (test_simple_fraction_notation); hendrycks/math modeling/math_equivalence_test.py
+    "fractions": [
+        ("0.5", "\\frac{1}{2}", True), ("\\dfrac{3}{4}", "\\frac34", True), ("\\tfrac{1}{3}", "1/3", True),
+        ("\\frac{-5}{2}", "-\\frac{5}{2}", True), ("\\frac{5}{2}", "\\frac{2}{5}", False), ("27", "27.0", True),
+        ("-3", "-3.00", True), ("27.5", "27.0", False), ("\\frac{8}{12}", "\\frac{2}{3}", True),
+        ("\\frac{\\pi}{4}", "\\frac \\pi4", True), ("\\frac{1}{29322216}", "\\dfrac{1}{29,\\!322,\\!216}", True),
+    ],
+    # hendrycks/math modeling/math_equivalence_test.py (test_sqrt); MARIO_EVAL math_evaluation/tests/test_is_equiv.py
+    "radicals and pi": [
+        ("\\sqrt{8}", "2\\sqrt{2}", True), ("\\frac{\\sqrt3}{2}", "\\frac{\\sqrt{3}}{2}", True),
+        ("2\\sqrt{3}", "2\\sqrt{2}", False), ("\\pi r^2", "r^2\\pi", True), ("-1 + sqrt(5)", "\\sqrt{5}-1", True),
+    ],
+    # Math-Verify tests/test_all.py (test_number_extraction); inspect_ai tests/scorer/test_math.py (grouped thousands)
+    "thousands separators": [
+        ("1000", "1,000", True), ("1,234,567", "1234567", True), ("12,\\!345", "12345", True),
+        ("1{,}000", "1000", True), ("1\\,234", "1234", True), ("1 000", "1000", True), ("1000", "1,001", False),
+        ("32, 349", "32349", False), ("12, 345", "12345", False), ("1,23", "123", False), ("(1,2)", "12", False),
+    ],
+    # inspect_ai tests/scorer/test_math.py (exact large integers); NeMo-Skills tests/test_math_equal.py (5.001 vs 5)
+    "exact numbers": [
+        ("99999999999", "100000000000", False), ("2^{20}", "1048576", True), ("5.001", "5", False),
+        ("\\frac{1}{2^{98}}", "\\frac{1}{2^{99}}", False), ("0.0000012", "0.000001", False),
+        ("10^{-10}", "2 \\times 10^{-10}", False), ("033", "33", True), ("34", "033", False),
+    ],
+    # inspect_ai tests/scorer/test_math.py (approximate values); Math-Verify tests/test_all.py (test_sqrt_precision)
+    "decimals for exact values": [
+        ("1.4142135623730951", "\\sqrt{2}", True), ("3.14", "\\pi", False), ("\\frac{1}{3}", "0.33", False),
+        ("0.333333", "\\frac{1}{3}", False), ("0.125", "\\frac{1}{8}", True), ("-\\infty", "\\infty", False),
+    ],
+    # MARIO_EVAL test_is_equiv.py (test_is_equiv_scinot); inspect_ai tests/scorer/math_cases.json
+    "scientific notation": [
+        ("1.5 \\times 10^3", "1500", True), ("3.2 \\times 10^{-4}", "0.00032", True),
+        ("3.2 \\times 10^{-4}", "0.0032", False),
+    ],
+    # Math-Verify tests/test_all.py (test_sets_handling, test_latex_notation); PRM800K grading/grader.py
+    "sets, tuples and intervals": [
+        ("\\{2, 1\\}", "\\{1,2\\}", True), ("(1,2)", "(1, 2)", True), ("(2,1)", "(1,2)", False),
+        ("\\{1,2\\}", "(1,2)", False), ("(1,2)", "\\{1,2\\}", False), ("[1, 2]", "\\{1,2\\}", False),
+        ("{1,3}", "(1,3)", True), ("{1,3}", "(3,1)", False), ("[1,2)", "[1, 2)", True), ("(1,2)", "[1,2)", False),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3,\\frac{\\pi}{2})", True),
+    ],
+    # Math-Verify tests/test_all.py (test_set_rel_assymetry); issue #13 wants inequalities for interval golds
+    "inequalities and intervals": [
+        ("x<3", "(-\\infty, 3)", True), ("x<3", "x \\in (-\\infty, 3)", True), ("x \\le 3", "(-\\infty, 3)", False),
+        ("-2 \\le x \\le 7", "x \\in [-2,7]", True), ("x \\ge 3", "[3, \\infty)", True),
+        ("x > 3", "[3, \\infty)", False),
+        ("(1,2)", "1 < x < 2", True), ("1 < x < 2", "(1,2)", False),  # (1,2) may be a point: no inequality for it
+    ],
+    # Math-Verify tests/test_all.py (test_relations_math); inspect_ai tests/scorer/test_math.py (assignment targets)
+    "equations": [
+        ("3", "x=3", True), ("x=3", "3", True), ("2", "2 = x", True), ("2", "2 = y", True), ("x = 3", "y = 3", False),
+        ("y=2x+3", "f(x)=2x+3", True), ("11a+c", "7 = 11a+c", False), ("7 = 11a+c", "11a+c", False),
+        ("0", "a+3z=0", False), ("7", "x + y = 7", False), ("x=3,\\ y=4", "x=3, y=4", True),
+        ("3, 4", "x=3,\\ y=4", True), ("y^2 + x^2 = 25", "x^2 + y^2 = 25", True), ("f'(x) = 2x", "2x", True),
+    ],
+    # MARIO_EVAL test_is_equiv.py (test_is_equiv_units); hendrycks/math test_units; simple-evals common.py
+    "units": [
+        ("5", "5\\text{ cm}", True), ("10", "10 square units", True), ("64 square feet", "64", True),
+        ("\\text{3 apples}", "3", True), ("15\\mbox{ cm}^2", "15", True), ("10", "10cm", False),
+        ("10", "10m", False), ("10cm", "10", False), ("12\\text{ inches}", "12 \\text{ feet}", False),
+        ("\\pi r^2", "\\pi r^2 h", False), ("4", "4ab", False), ("3 \\text{ or more}", "3", False),
+    ],
+    # hendrycks/math test_dollars; Math-Verify tests/test_all.py (currency)
+    "money": [("\\$5", "5", True), ("\\$1,\\!200", "1200", True), ("\\$18.90", "18.9", True),
+              ("\\$19", "\\$18.90", False)],
+    # inspect_ai tests/scorer/math_cases.json (Unicode degrees); hendrycks/math test_units
+    "degrees": [("74°", "74^\\circ", True), ("30^{\\circ}", "30", True), ("\\frac{\\pi}{6}", "30^\\circ", False)],
+    # Math-Verify tests/test_all.py (test_percent_notation); inspect_ai tests/scorer/test_math.py (percent suffixes)
+    "percent": [
+        ("28 percent", "28\\%", True), ("28 pct", "28\\%", True), ("50", "50\\%", True), ("0.335", "33.5\\%", True),
+        ("\\frac{1}{2}\\%", "0.005", True), ("28", "0.28", False), ("2800", "28", False), ("0.5\\%", "0.5", False),
+    ],
+    # lighteval tests/unit/metrics/test_extractive_match.py; NeMo-Skills tests/test_math_equal.py; Qwen2.5-Math grader
+    "choice letters": [
+        ("A", "\\text{(A)}", True), ("(C)", "C", True), ("\\text{(A) } 12", "\\text{(A)}", True),
+        ("D", "(D) Alina", True), ("C", "(D) Alina", False), ("\\mathcal{B}", "B", True), ("B", "\\text{(A)}", False),
+        ("b", "\\text{(B)}", False), ("\\mathrm{E}*2", "E", False), ("E'", "E", False),
+    ],
+    # Math-Verify tests/test_all.py (text answers); NeMo-Skills tests/test_math_equal.py
+    "text and letter case": [
+        ("\\text{Evelyn}", "\\text{Evelyn}", True), ("odd", "\\text{odd}", True), ("\\text{oddd}", "odd", False),
+        ("a", "A", False), ("x^2", "X^2", False), ("\\text{Tuesday}", "Tuesday", True),
+    ],
+    # Math-Verify tests/test_all.py (base subscripts); MARIO_EVAL test_is_equiv.py
+    "base subscripts": [("1011_2", "1011_{2}", True), ("1011", "1011_2", False), ("23_4", "23_5", False)],
+    # Math-Verify tests/test_mixed_number_extraction.py; PRM800K grading/grader.py; NeMo-Skills tests
+    "mixed numbers": [("7 3/4", "\\frac{31}{4}", True), ("3\\frac{1}{2}", "3.5", True), ("11 6/6", "12", False)],
+    # Math-Verify tests/test_all.py@cf14bc47 (test_trailing_punctuation); NeMo-Skills tests/test_math_equal.py
+    "trailing punctuation": [("42.", "42", True), ("\\frac{1}{3},", "\\frac{1}{3}", True), ("185\\", "185", True),
+                             ("2^{10}.", "2", False), ("1, 2, 3, ...", "1, 2, 3", False)],
+    # Math-Verify tests/test_numina_cases.py; MARIO_EVAL test_is_equiv_real_or_list; issue #13 (whitespace)
+    "lists and products": [
+        ("1, 2", "2, 1", True), ("-2, 3", "x = 3, x = -2", True), ("3", "-2, 3", False), ("\\pm 2", "2, -2", True),
+        ("2", "\\pm 2", False), ("2^6 3^5 5^4", "2^6 \\cdot 3^5 \\cdot 5^4", True), ("x^2+2x", "x(x+2)", True),
+    ],
+    # Math-Verify tests/test_all.py (test_matrix_extraction); MARIO_EVAL test_is_equiv.py (test_is_equiv_matrix)
+    "matrices": [
+        ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),
+        ("\\begin{pmatrix}2\\\\1\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
+        ("\\begin{bmatrix}0.5 & 1\\end{bmatrix}", "\\begin{pmatrix}\\frac{1}{2} & 1\\end{pmatrix}", True),
+    ],
+    "empty answers": [("", "5", False), ("5", "", False), ("$ $", "5", False)],
+}
 
 
-@pytest.mark.parametrize("pred, gold", EQUIVALENT)
-def test_equivalent(pred, gold):
-    assert is_equivalent(pred, gold)
-    assert reward(R + "\\boxed{" + pred + "}", gold) == CORRECT
+@pytest.mark.parametrize("pred, gold, equal", [
+    pytest.param(p, g, e, id=f"{cls}-{i}") for cls, rows in EQUIVALENCE.items() for i, (p, g, e) in enumerate(rows)])
+def test_equivalence(pred, gold, equal):
+    assert is_equivalent(pred, gold) is equal
+    response = R + "\\boxed{" + pred + "}"
+    if pred.strip() and extract_boxed(response) == pred.strip():  # `185\` closes no box
+        assert reward(response, gold) == (CORRECT if equal else WRONG)
 
 
-@pytest.mark.parametrize("pred, gold", NOT_EQUIVALENT)
-def test_not_equivalent(pred, gold):
-    assert not is_equivalent(pred, gold)
+CASES_FILE = Path(__file__).with_name("grader_cases.jsonl")
+
+
+def _cases() -> list[dict]:
+    return [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").splitlines()]
+
+
+def test_assembled_suite_agrees_with_our_verdicts():
+    """Peer suites (Math-Verify, NeMo-Skills, MARIO, inspect_ai, ...), hand-made MATH pairs and issue #13's pairs."""
+    rows = [r for r in _cases() if not r.get("miss")]
+    wrong = [(r["pred"], r["gold"], r["equal"], r["source"]) for r in rows
+             if is_equivalent(r["pred"], r["gold"]) != r["equal"]]
+    assert not wrong, wrong
+    assert len(rows) > 500
+
+
+def test_assembled_suite_is_well_formed():
+    for r in _cases():
+        assert {"pred", "gold", "equal", "source", "class"} <= r.keys(), r
+        assert not (r.get("chosen") or r.get("miss")) or r.get("note"), r  # every decision says why
+        assert "source_equal" not in r or r.get("chosen"), r
+
+
+def test_known_misses_are_still_rejected():
+    """Equal pairs we cannot see yet (clock times, degrees inside sin, ...). If one starts passing, drop its flag."""
+    misses = [r for r in _cases() if r.get("miss")]
+    assert misses and not [r["pred"] for r in misses if is_equivalent(r["pred"], r["gold"])]
+
+
+def test_math_verify_is_left_as_it_was():
+    """Our exact number comparison stands in for math-verify's only during our own calls."""
+    import math_verify.grader
+
+    upstream = math_verify.grader.sympy_numeric_eq
+    assert not is_equivalent("\\frac{1}{2^{40}}", "\\frac{1}{2^{41}}")
+    assert math_verify.grader.sympy_numeric_eq is upstream
 
 
 # ------------------------------------------------------------------------------------- repetition detection
@@ -202,3 +323,35 @@ def test_a_dead_worker_is_replaced():
     reward_module._workers[0].kill()
     reward_module._workers[0].wait()
     assert rewards([R + "\\boxed{4}", R + "\\boxed{3}"], ["4", "4"], workers=1) == [CORRECT, WRONG]
+
+
+# ------------------------------------------------------------------------- the entry points of other engines
+
+def test_verl_compute_score_as_its_naive_reward_manager_calls_it():
+    # verl/workers/reward_manager/naive.py: compute_score(data_source=, solution_str=, ground_truth=, extra_info=)
+    extra = {"index": 7, "split": "train", "id": "math-42", "num_turns": None, "rollout_reward_scores": {}}
+    right = reward_module.compute_score(data_source="limr", solution_str=R + "\\boxed{4}", ground_truth="4",
+                                        extra_info=extra)
+    assert right == {"score": CORRECT, "acc": True, "id": "math-42"}  # every key lands in verl's rollout dump
+    wrong = reward_module.compute_score(data_source="limr", solution_str=R + "\\boxed{5}", ground_truth="4",
+                                        extra_info={"index": 3})
+    assert wrong == {"score": WRONG, "acc": False, "id": "3"}
+
+
+def test_trl_reward_as_grpo_trainer_calls_it():
+    # trl/trainer/grpo_trainer.py, _calculate_rewards: prompts=, completions=, completion_ids=, dataset columns,
+    # trainer_state=; conversational completions are lists of messages
+    out = reward_module.trl_reward(prompts=["q1", "q2"], completions=[R + "\\boxed{4}", "no box"],
+                                   completion_ids=[[1], [2]], answer=["4", "4"], trainer_state=None)
+    assert out == [CORRECT, FORMAT_ERROR]
+    chat = [[{"role": "assistant", "content": R + "\\boxed{\\frac{1}{2}}"}]]
+    assert reward_module.trl_reward(prompts=[[{"role": "user", "content": "q"}]], completions=chat,
+                                    answer=["0.5"]) == [CORRECT]
+
+
+def test_openrlhf_reward_func_as_its_remote_rm_calls_it():
+    # openrlhf: reward_func(queries, prompts, labels); queries = prompt + response with special tokens kept
+    prompt = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+    queries = [prompt + R + "\\boxed{4}<|im_end|><|endoftext|>", prompt + R + "\\boxed{4}"]  # the second was cut
+    out = reward_module.reward_func(queries, [prompt, prompt], ["4", "4"])
+    assert out["rewards"].tolist() == [CORRECT, FORMAT_ERROR] and out["scores"].tolist() == [1.0, 0.0]
