@@ -73,3 +73,21 @@ def score_histogram(s: np.ndarray, theta: float, path: Path, name: str = "LIM") 
     ax.set(title=f"{name} scores", xlabel="s", ylabel="problems")
     ax.legend()
     return save(fig, path)
+
+
+def compare_methods(trajectories: dict[str, list], r_avg: np.ndarray, lim_s: np.ndarray, mean_accuracy: np.ndarray,
+                    theta: float, path: Path) -> Path:
+    """(a) each selection method's mean accuracy per epoch against the average of all problems; (b) LIM's score
+    against a problem's mean accuracy: how much of LIM is plain difficulty."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    epochs = np.arange(1, len(r_avg) + 1)
+    a.plot(epochs, 100 * np.asarray(r_avg), color="black", lw=3, label="all problems")
+    for label, curve in trajectories.items():
+        a.plot(epochs, 100 * np.asarray(curve), marker=".", label=label)
+    a.set(title="(a) mean accuracy of each selection", xlabel="training epoch", ylabel="accuracy (%)")
+    a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    a.legend()
+    b.scatter(100 * mean_accuracy, lim_s, s=8, alpha=0.5, c=np.where(lim_s >= theta, "tab:red", "tab:blue"))
+    b.axhline(theta, color="red", ls="--", lw=1)
+    b.set(title="(b) LIM score against mean accuracy", xlabel="mean accuracy over epochs (%)", ylabel="LIM score s")
+    return save(fig, path)

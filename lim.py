@@ -7,11 +7,16 @@ Train on everything and record every problem's reward each epoch. With r_i^k the
     s_i     = 1 - sum_k (r_i^k - r_avg^k)^2 / sum_k (1 - r_avg^k)^2  (how closely problem i follows it)
 
 and keep s_i >= theta (0.6 gives the paper's 1,389 of 8,523; the paper writes ">" but its code and its published
-subset use ">="). Reads our rollout logs (limr.py) or the paper's OpenRLHF `samples_save_path` dumps.
+subset use ">="). The selection methods that followed LIM score the same matrix r[i, k] (METHODS below), so they
+compare on one run at equal size. Reads our rollout logs (limr.py), the paper's OpenRLHF `samples_save_path`
+dumps, verl's `trainer.rollout_data_dir` dumps and TRL's `log_completions` parquet files.
 
     python lim.py --threshold 0.6                                  # the last full run under runs/
     python lim.py --rollouts runs/full/rollouts --prompts math8k --threshold 0.6 --out limr.json
+    python lim.py --rollouts DIR --prompts FILE --method variance --size 200 --out variance.json
+    python lim.py --rollouts DIR --prompts FILE --compare-methods   # every method on one run: table and figure
     python lim.py --scores scores.json --prompts math8k.json --threshold 0.6 --out limr.json
+    python lim.py --export verl train.parquet --prompts limr.json  # any prompt set for verl (or openrlhf)
 """
 
 import argparse
@@ -29,9 +34,8 @@ import figures
 
 THETA = 0.6  # the paper's threshold
 LINEAR_THETA = 0.7  # the paper's threshold for its LINEAR baseline
+BAND = (0.2, 0.8)  # --method band: first-epoch accuracy in [low, high]
 UPSTREAM_STEPS_PER_EPOCH = 8  # upstream lim.sh: 8 steps of 1,024 prompts is one pass over math8k
-OUR_LOG = re.compile(r"step_(\d+)\.jsonl(\.gz)?$")
-OPENRLHF_LOG = re.compile(r"step_(\d+)\.json$")
 
 
 # ----------------------------------------------------------------------------------------------- the scores
@@ -42,7 +46,7 @@ def lim_scores(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     denominator = ((1 - r_avg) ** 2).sum()
     if denominator == 0:
         raise data.LimrError("every problem was solved every epoch (r_avg = 1 throughout): LIM's denominator "
-                       "sum_k (1 - r_avg^k)^2 is 0 and no score is defined; use harder prompts or fewer epochs")
+                             "sum_k (1 - r_avg^k)^2 is 0 and no score is defined; use harder prompts or fewer epochs")
     s = 1 - ((r - r_avg) ** 2).sum(axis=1) / denominator
     return s, r_avg
 
@@ -59,12 +63,54 @@ def linear_scores(r: np.ndarray) -> np.ndarray:
     return 1 - ((r - line) ** 2).sum(axis=1) / denominator
 
 
+def variance_scores(r: np.ndarray) -> np.ndarray:
+    """The spread of a problem's accuracy over epochs (population std, np.std): the "historical variance score"
+    of Wang et al. 2025 (RL for reasoning with one training example), which picked its single example this way."""
+    return r.std(axis=1)
+
+
+def learnability_scores(r: np.ndarray) -> np.ndarray:
+    """Mean over epochs of p(1 - p): largest at 50% accuracy (Foster and Foerster 2025, the frontier of
+    learnability), where a GRPO group's rewards vary most."""
+    return (r * (1 - r)).mean(axis=1)
+
+
+def informative_scores(r: np.ndarray) -> np.ndarray:
+    """The share of epochs in which the problem's samples were neither all right nor all wrong: DAPO's dynamic
+    sampling criterion (a group with equal rewards has no gradient), applied offline."""
+    return ((r > 0) & (r < 1)).mean(axis=1)
+
+
+def band_scores(r: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Problems whose first-epoch accuracy (the base model's pass rate) lies in [low, high], ranked by closeness
+    to 0.5 (pass-rate filtering as in AdaRFT and LIMO-style curation); -inf outside the band."""
+    return np.where((r[:, 0] >= low) & (r[:, 0] <= high), -np.abs(r[:, 0] - 0.5), -np.inf)
+
+
+METHODS = {  # name -> (score, default threshold or None for "the top --size"), largest score first
+    "lim": (lambda r, band: lim_scores(r)[0], THETA),
+    "linear": (lambda r, band: linear_scores(r), LINEAR_THETA),
+    "rand": (None, None),  # a seeded random subset of the prompt file, the size of LIM's selection
+    "variance": (lambda r, band: variance_scores(r), None),
+    "learnability": (lambda r, band: learnability_scores(r), None),
+    "informative": (lambda r, band: informative_scores(r), None),
+    "band": (lambda r, band: band_scores(r, *band), None),
+}
+
+
 # -------------------------------------------------------------------------------------------- the selection
 
 def select(records: list[dict], scores: dict[str, float], theta: float, by: str) -> list[dict]:
     """The records (rows of the prompt file, in its order) whose score is >= theta; `by` is 'id' or 'prompt'."""
-    key = (lambda r: r["prompt"].strip()) if by == "prompt" else (lambda r: r["id"])
-    return [r for r in records if scores.get(key(r), -np.inf) >= theta]
+    key = record_keys(records, scores, by)
+    return [r for r, k in zip(records, key) if scores.get(k, -np.inf) >= theta]
+
+
+def select_top(records: list[dict], scores: dict[str, float], size: int, by: str) -> list[dict]:
+    """The records of the `size` best-scoring problems (ties at the cut broken by id), in file order."""
+    ranked = sorted((k for k, s in scores.items() if s > -np.inf), key=lambda k: (-scores[k], str(k)))
+    keep = set(ranked[:size])
+    return [r for r, k in zip(records, record_keys(records, scores, by)) if k in keep]
 
 
 def random_subset(records: list[dict], size: int, seed: int) -> list[dict]:
@@ -75,61 +121,114 @@ def random_subset(records: list[dict], size: int, seed: int) -> list[dict]:
     return [r for i, r in enumerate(records) if i in keep]
 
 
-# ------------------------------------------------------------------------------------------ reading the runs
+def record_keys(records: list[dict], scores: dict, by: str) -> list:
+    """Each record's key in `scores`: its id, its stripped prompt text (OpenRLHF logs the user's text), or for
+    logs that hold the whole templated prompt (verl, TRL) the logged text that contains it."""
+    if by == "id":
+        return [r["id"] for r in records]
+    keys = [r["prompt"].strip() for r in records]
+    missing = {k for k in keys if k not in scores}
+    if missing:  # one pass over each logged text, looking up windows as long as the prompts' first 32 characters
+        heads: dict[str, list[str]] = {}
+        for k in missing:
+            heads.setdefault(k[:32], []).append(k)
+        found, widths = {}, {len(h) for h in heads}
+        for text in scores:
+            for i in range(len(text)):
+                for k in (k for w in widths for k in heads.get(text[i : i + w], ())):
+                    if text.startswith(k, i):
+                        found.setdefault(k, text)
+        keys = [found.get(k, k) for k in keys]
+    return keys
 
-def step_files(rollouts: Path) -> tuple[str, list[tuple[int, Path]]]:
-    """The format of a rollout folder ('limr' or 'openrlhf') and its step files in step order."""
+
+# ------------------------------------------------------------------------------------------ reading the runs
+# Each format's step files, and per file (key, prompt, epoch or None, correct per sample). A sample is correct
+# when its --correct field equals 1 (upstream counts reward == 1, not the mean reward).
+FORMATS = {  # name -> (step file pattern, default key field, default correct field)
+    "limr": (re.compile(r"^step_(\d+)\.jsonl(\.gz)?$"), "id", "rewards"),
+    "openrlhf": (re.compile(r"^step_(\d+)\.json$"), "prompt", "reward"),
+    "verl": (re.compile(r"^(\d+)\.jsonl$"), "id", "score"),  # verl/trainer/ppo/ray_trainer.py, _dump_generations
+    "trl": (re.compile(r"^completions_(\d+)\.parquet$"), "id", None),  # trl/trainer/grpo_trainer.py, log()
+}
+
+
+def step_files(rollouts: Path, fmt: str | None) -> tuple[str, list[tuple[int, Path]]]:
+    """The format of a rollout folder and its step files in step order (step 0, a verl validation dump, skipped)."""
     if not rollouts.is_dir():
         raise data.LimrError(f"--rollouts {rollouts}: no such folder")
-    ours = [(int(m[1]), p) for p in rollouts.iterdir() if (m := OUR_LOG.search(p.name))]
-    theirs = [(int(m[1]), p) for p in rollouts.iterdir() if (m := OPENRLHF_LOG.search(p.name))]
-    if not ours and not theirs:
-        raise data.LimrError(f"--rollouts {rollouts}: no step_N.jsonl (limr.py) or step_N.json (OpenRLHF) files")
-    return ("limr", sorted(ours)) if ours else ("openrlhf", sorted(theirs))
+    if (rollouts / "completions").is_dir():  # TRL writes <output_dir>/completions/
+        rollouts = rollouts / "completions"
+    found = {name: sorted((int(m[1]), p) for p in rollouts.iterdir() if (m := pattern.match(p.name)) and int(m[1]))
+             for name, (pattern, _, _) in FORMATS.items() if fmt in (None, name)}
+    present = [name for name, files in found.items() if files]
+    if not present:
+        raise data.LimrError(f"--rollouts {rollouts}: no step_N.jsonl (limr.py), step_N.json (OpenRLHF), N.jsonl "
+                             f"(verl) or completions_N.parquet (TRL) files" + (f" of --format {fmt}" if fmt else ""))
+    if len(present) > 1:
+        raise data.LimrError(f"--rollouts {rollouts}: holds files of {' and '.join(present)}; pass --format")
+    return present[0], found[present[0]]
 
 
-def read_step(fmt: str, path: Path) -> list[tuple[str, str, int | None, list[float]]]:
-    """(key, prompt, epoch or None, rewards) per prompt in one step file. Ours key by id; OpenRLHF by prompt text,
-    stripped, as upstream does (so math8k's repeated prompt shares one trajectory there)."""
+def read_rows_of(fmt: str, path: Path) -> list[dict]:
+    """The raw rows of one step file: one per prompt (limr), or one per sample (the others)."""
+    if fmt == "trl":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    if fmt == "openrlhf":
+        return json.loads(path.read_text(encoding="utf-8"))
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_step(fmt: str, path: Path, key: str, correct: str | None) -> list[tuple[str, str, int | None, list]]:
+    """(key, prompt, epoch or None, correct per sample) for each problem in one step file."""
     try:
+        rows = read_rows_of(fmt, path)
         if fmt == "limr":
-            with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8") as f:
-                rows = [json.loads(line) for line in f if line.strip()]
-            return [(r["id"], r["prompt"], r.get("epoch"), r["rewards"]) for r in rows]
-        samples = json.loads(path.read_text(encoding="utf-8"))
-        per_prompt: dict[str, list[float]] = {}
-        for s in samples:
-            per_prompt.setdefault(s["prompt"].strip(), []).append(s["reward"])
-        return [(p, p, None, r) for p, r in per_prompt.items()]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            return [(r[key], r["prompt"], r.get("epoch"), [x == 1 for x in r[correct]]) for r in rows]
+        text = {"openrlhf": "prompt", "verl": "input", "trl": "prompt"}[fmt]
+        correct = correct or next(c for c in rows[0] if c not in ("step", "prompt", "completion", "advantage"))
+        grouped: dict = {}
+        for r in rows:
+            k = r[key] if key in r else r[text].strip()  # no id logged: the problem is its prompt text
+            grouped.setdefault(k, (r[text].strip(), []))[1].append(r[correct] == 1)
+        return [(k, prompt, None, c) for k, (prompt, c) in grouped.items()]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, StopIteration, IndexError) as e:
         raise data.LimrError(f"{path}: not a valid {fmt} rollout log ({type(e).__name__}: {e})") from None
 
 
-def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | None):
-    """Per-problem accuracy each epoch: (keys, prompts, acc[N, K] with NaN where a problem was not sampled)."""
-    fmt, files = step_files(rollouts)
-    if steps_per_epoch is None and fmt == "openrlhf":
-        steps_per_epoch = UPSTREAM_STEPS_PER_EPOCH
+def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | None, fmt: str | None = None,
+                 key: str | None = None, correct: str | None = None):
+    """Per-problem accuracy each epoch: (keys, prompts, acc[N, K] with NaN where a problem was not sampled,
+    format, and whether problems are keyed by 'id' or by 'prompt' text)."""
+    fmt, files = step_files(rollouts, fmt)
+    key, correct = key or FORMATS[fmt][1], correct or FORMATS[fmt][2]
+    steps_per_epoch = steps_per_epoch or (UPSTREAM_STEPS_PER_EPOCH if fmt == "openrlhf" else None)
+    if fmt in ("verl", "trl") and not steps_per_epoch:
+        raise data.LimrError(f"--format {fmt}: pass --steps-per-epoch (its logs record no epoch; verl: "
+                             "len(dataset) // train_batch_size, as its loader drops the last partial batch)")
     counts: dict[str, dict[int, list[int]]] = {}  # key -> epoch -> [correct, sampled]
     prompts: dict[str, str] = {}
     for n, (step, path) in enumerate(files):
-        for key, prompt, epoch, rewards in read_step(fmt, path):
+        for k_, prompt, epoch, right in read_step(fmt, path, key, correct):
             k = (step - 1) // steps_per_epoch if steps_per_epoch else epoch if epoch is not None else n
             if max_epochs is not None and k >= max_epochs:
                 continue
-            prompts.setdefault(key, prompt)
-            c = counts.setdefault(key, {}).setdefault(k, [0, 0])
-            c[0] += sum(r == 1 for r in rewards)  # accuracy counts reward == 1 (upstream), not the mean
-            c[1] += len(rewards)
+            prompts.setdefault(k_, prompt)
+            c = counts.setdefault(k_, {}).setdefault(k, [0, 0])
+            c[0] += sum(right)
+            c[1] += len(right)
     n_epochs = 1 + max((k for c in counts.values() for k in c), default=-1)
     if max_epochs is not None and n_epochs < max_epochs:
         raise data.LimrError(f"--max-epochs {max_epochs}: {rollouts} holds only {n_epochs} epochs")
     acc = np.full((len(counts), n_epochs), np.nan)
     for i, c in enumerate(counts.values()):
-        for k, (correct, sampled) in c.items():
-            if sampled:
-                acc[i, k] = correct / sampled
-    return list(counts), list(prompts.values()), acc, fmt
+        for k, (right, sampled) in c.items():
+            acc[i, k] = right / sampled if sampled else np.nan
+    by = "id" if fmt == "limr" or any(k != prompts[k] for k in counts) else "prompt"
+    return list(counts), list(prompts.values()), acc, fmt, by
 
 
 def fill_missing(acc: np.ndarray) -> np.ndarray:
@@ -154,30 +253,64 @@ def read_scores(path: Path) -> tuple[dict[str, float], str]:
     return {(r["id"] if by == "id" else r["prompt"].strip()): float(r["score"]) for r in rows}, by
 
 
+# ------------------------------------------------------------------------------------ back to the engines
+
+def export(records: list[dict], fmt: str, out: Path, system: str = data.SYSTEM_PROMPT) -> Path:
+    """A prompt set for verl (parquet, the layout of verl's examples/data_preprocess/math_dataset.py, which its
+    RLHFDataset reads) or OpenRLHF (JSONL for --input_key prompt --label_key label --apply_chat_template)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chat = [[{"role": "system", "content": system}, {"role": "user", "content": r["prompt"]}] for r in records]
+    if fmt == "openrlhf":
+        return data.write_atomic(out, "".join(json.dumps({"prompt": c, "label": r["answer"], "id": str(r["id"])},
+                                                         ensure_ascii=False) + "\n" for r, c in zip(records, chat)))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"data_source": r.get("source") or "limr", "prompt": c, "ability": "math",
+             "reward_model": {"style": "rule", "ground_truth": r["answer"]},
+             "extra_info": {"index": i, "split": "train", "id": str(r["id"])}}
+            for i, (r, c) in enumerate(zip(records, chat))]
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    tmp.replace(out)  # atomic, as every file we write
+    return out
+
+
 # ------------------------------------------------------------------------------------------------------ CLI
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rollouts", type=Path, help="rollout folder of a full run (ours or OpenRLHF's); "
-                   "default: runs/<newest full run>/rollouts")
-    p.add_argument("--scores", type=Path, help="select from a precomputed scores file instead of rollouts")
-    p.add_argument("--prompts", help="prompt file (or name: math8k, toy) whose records are selected; "
-                   "default: the run's own prompts")
-    p.add_argument("--threshold", type=float, help="theta: keep s >= theta (default 0.6; for --baseline linear 0.7)")
-    p.add_argument("--out", type=Path, help="selected prompt records (JSON); default: <run>/lim/<method>.json")
-    p.add_argument("--scores-out", type=Path, help="scores [{id, prompt, score}]; default: next to --out")
-    p.add_argument("--steps-per-epoch", type=int, help="group steps into epochs (OpenRLHF default 8); "
-                   "default for our logs: the epoch each step recorded")
-    p.add_argument("--max-epochs", type=int, help="use the first E epochs (upstream: 21); default: all")
-    p.add_argument("--baseline", choices=["lim", "rand", "linear"], default="lim",
-                   help="lim (the paper's method), rand (random subset), linear (steady-improvement score)")
-    p.add_argument("--size", type=int, help="rand: subset size; default: the size of the LIM selection")
-    p.add_argument("--seed", type=int, default=0, help="rand: random seed")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    a = p.add_argument
+    a("--rollouts", type=Path, help="rollout folder of a full run; default: runs/<newest full run>/rollouts")
+    a("--format", choices=list(FORMATS), help="its logs' format (default: detected from the file names)")
+    a("--scores", type=Path, help="select from a precomputed scores file instead of rollouts")
+    a("--prompts", help="prompt file (or name: math8k, toy) whose records are selected; default: the run's own")
+    a("--method", choices=list(METHODS), default="lim", help="lim (the paper), linear, rand, variance, "
+      "learnability, informative, band (see each score's docstring in lim.py)")
+    a("--baseline", choices=list(METHODS), dest="method", help=argparse.SUPPRESS)  # the old name of --method
+    a("--threshold", type=float, help="keep score >= this (lim: 0.6, linear: 0.7; other methods take the top --size)")
+    a("--size", type=int, help="keep the top SIZE problems (default for rand, variance, learnability, "
+                               "informative, band: as many as LIM keeps at 0.6, so methods compare at equal size)")
+    a("--low", type=float, default=BAND[0], help="--method band: lowest first-epoch accuracy kept")
+    a("--high", type=float, default=BAND[1], help="--method band: highest first-epoch accuracy kept")
+    a("--out", type=Path, help="selected prompt records (JSON); default: <run>/lim/<method>.json")
+    a("--scores-out", type=Path, help="scores [{id, prompt, score}]; default: next to --out")
+    a("--steps-per-epoch", type=int, help="group steps into epochs (OpenRLHF default 8; needed for verl and TRL); "
+                                          "default for our logs: the epoch each step recorded")
+    a("--max-epochs", type=int, help="use the first E epochs (upstream: 21); default: all")
+    a("--key", help="the log field that names a problem (default: id; the prompt text where logs have none)")
+    a("--correct", help="the log field whose value 1 means a correct sample (default: rewards (ours), reward "
+                        "(OpenRLHF), score (verl), the first reward column (TRL))")
+    a("--seed", type=int, default=0, help="rand: random seed")
+    a("--compare-methods", action="store_true", help="score the run with every method at LIM's size: a table "
+                                                     "(overlap with LIM, mean accuracy) and a figure")
+    a("--export", nargs=2, metavar=("FORMAT", "OUT"), help="write --prompts for another engine: verl OUT.parquet "
+                                                            "or openrlhf OUT.jsonl, then stop")
+    a("--no-plots", action="store_true", help="skip the PNG figures")
     args = p.parse_args(argv)
-    if args.threshold is None:
-        args.threshold = LINEAR_THETA if args.baseline == "linear" else THETA
-    if not np.isfinite(args.threshold):
+    if args.export and args.export[0] not in ("verl", "openrlhf"):
+        p.error("--export: verl or openrlhf")
+    if args.threshold is not None and not np.isfinite(args.threshold):
         p.error("--threshold must be a finite number")
     data.check_at_least(p, args, {"steps_per_epoch": 1, "max_epochs": 1, "size": 1})
     return args
@@ -201,55 +334,123 @@ def prompt_records(prompts: str | None, rollouts: Path | None) -> list[dict]:
     return data.load_prompts(prompts, strict=False)
 
 
-def scores_from_rollouts(args: argparse.Namespace, rollouts: Path, out: Path) -> tuple[dict, np.ndarray, dict]:
-    """Each problem's score from a run's logs (its full trajectories only); writes the scores file and figures."""
-    keys, prompts, acc, fmt = trajectories(rollouts, args.steps_per_epoch, args.max_epochs)
+def run_scores(args: argparse.Namespace, rollouts: Path) -> dict:
+    """Every method's score of each problem with a full trajectory, and what the summary says about the run."""
+    keys, prompts, acc, fmt, by = trajectories(rollouts, args.steps_per_epoch, args.max_epochs, args.format,
+                                               args.key, args.correct)
     full = ~np.isnan(r := fill_missing(acc)).any(axis=1)
     r, keys, prompts = r[full], [k for k, f in zip(keys, full) if f], [p for p, f in zip(prompts, full) if f]
     if not len(r):
         raise data.LimrError(f"{rollouts}: no problem has a full trajectory over {acc.shape[1]} epochs")
     s, r_avg = lim_scores(r)
-    if args.baseline == "linear":
-        s = linear_scores(r)
+    scores = {m: score(r, (args.low, args.high)) for m, (score, _) in METHODS.items() if score}
     info = dict(source=str(rollouts), format=fmt, epochs=int(r.shape[1]), problems_read=len(full),
                 with_full_trajectory=int(full.sum()), left_out=int((~full).sum()),
-                r_avg=[round(x, 4) for x in r_avg.tolist()], by="id" if fmt == "limr" else "prompt")
-    scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
-    scores_out.parent.mkdir(parents=True, exist_ok=True)
-    data.write_atomic(scores_out, json.dumps([{"id": k, "prompt": p, "score": round(float(x), 6)}
-                                              for k, p, x in zip(keys, prompts, s)], indent=0))
-    if not args.no_plots:
-        info["figures"] = [str(figures.lim_trajectories(r, s, r_avg, out.with_name(out.stem + "_trajectories.png"))),
-                           str(figures.score_histogram(s, args.threshold, out.with_name(out.stem + "_scores.png")))]
-    return dict(zip(keys, s.tolist())), s, info
+                r_avg=[round(x, 4) for x in r_avg.tolist()])
+    return dict(keys=keys, prompts=prompts, r=r, r_avg=r_avg, scores=scores, by=by, info=info)
+
+
+def selection(method: str, records: list[dict], scores: dict, lim_size: int, by: str, theta: float | None = None,
+              size: int | None = None, seed: int = 0) -> list[dict]:
+    """One method's selection: the top `size` problems, else by threshold (given, or lim's 0.6 and linear's 0.7),
+    else the top `lim_size` (the size of LIM's selection, so methods compare at equal size)."""
+    if method == "rand":  # from the records a run can train on (math8k has two empty golds)
+        return random_subset([r for r in records if str(r["answer"]).strip()], size or lim_size, seed)
+    if size is None and (theta if theta is not None else METHODS[method][1]) is not None:
+        return select(records, scores, theta if theta is not None else METHODS[method][1], by)
+    return select_top(records, scores, size or lim_size, by)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
-    summary: dict = {"threshold": args.threshold, "method": args.baseline}
+    if args.export:
+        return {"out": str(export(data.load_prompts(args.prompts or "math8k", strict=False), args.export[0],
+                                  Path(args.export[1])))}
+    if args.scores and args.method not in ("lim", "rand"):
+        raise data.LimrError(f"--method {args.method} scores trajectories: pass --rollouts (a scores file holds "
+                             f"LIM scores only)")
     if args.scores:
-        scores, by = read_scores(args.scores)
-        records = prompt_records(args.prompts, None)
-        out = args.out or args.scores.with_name("limr.json")
-        summary.update(source=str(args.scores), problems_scored=len(scores))
-        s = np.array(list(scores.values()))
+        lim, by = read_scores(args.scores)
+        records, out = prompt_records(args.prompts, None), args.out or args.scores.with_name("limr.json")
+        run = {"keys": list(lim), "scores": {"lim": np.array(list(lim.values()))},
+               "info": {"source": str(args.scores), "problems_scored": len(lim)}}
     else:
         rollouts = args.rollouts or last_full_run()
-        out = args.out or rollouts.parent / "lim" / f"{args.baseline}.json"
-        scores, s, info = scores_from_rollouts(args, rollouts, out)
-        by = info.pop("by")
-        summary.update(info)
-        records = prompt_records(args.prompts, rollouts)
-    selected = select(records, scores, args.threshold, by)
-    if args.baseline == "rand":
-        selected = random_subset(records, args.size or len(selected), args.seed)
+        run = run_scores(args, rollouts)
+        by, records = run["by"], prompt_records(args.prompts, rollouts)
+        if by == "id":  # the prompt file's text, not the engine's templated copy, in the scores file
+            text = {r["id"]: r["prompt"] for r in records}
+            run["prompts"] = [text.get(k, p) for k, p in zip(run["keys"], run["prompts"])]
+        out = args.out or rollouts.parent / "lim" / f"{args.method}.json"
+        lim = dict(zip(run["keys"], run["scores"]["lim"].tolist()))
+    lim_size = len(select(records, lim, THETA, by))
+    if args.compare_methods:
+        return compare_methods(args, run, records, lim_size, out.parent)
+    s = run["scores"].get(args.method, run["scores"]["lim"])
+    chosen = selection(args.method, records, dict(zip(run["keys"], s.tolist())), lim_size, by, args.threshold,
+                       args.size, args.seed)
+    return write_selection(args, run, chosen, records, s, out)
+
+
+def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s: np.ndarray, out: Path) -> dict:
+    """OUT.json (the selected records), OUT_scores.json, OUT_summary.json and, from rollouts, the figures."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    data.write_atomic(out, json.dumps(selected, indent=1, ensure_ascii=False))
-    summary.update(prompts_in_file=len(records), selected=len(selected), out=str(out),
-                   score_quantiles={q: round(float(np.quantile(s, q)), 3) for q in (0, 0.1, 0.25, 0.5, 0.75, 0.9, 1)})
+    data.write_atomic(out, json.dumps(chosen, indent=1, ensure_ascii=False))
+    theta = args.threshold if args.threshold is not None else METHODS[args.method][1]
+    finite = s[np.isfinite(s)]
+    summary = {"method": args.method, "threshold": None if args.size else theta, **run["info"],
+               "prompts_in_file": len(records), "selected": len(chosen), "out": str(out),
+               "score_quantiles": {q: round(float(np.quantile(finite, q)), 3) for q in (0, 0.1, 0.25, 0.5, 0.75, 1)}}
+    if "r" in run:
+        scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
+        data.write_atomic(scores_out, json.dumps([{"id": k, "prompt": p, "score": round(float(x), 6) if np.isfinite(x)
+                                                   else None} for k, p, x in zip(run["keys"], run["prompts"], s)],
+                                                 indent=0))  # None: outside the band, never selected
+    if "r" in run and not args.no_plots:
+        cut = summary["threshold"] if summary["threshold"] is not None else float(np.sort(finite)[-len(chosen)])
+        summary["figures"] = [str(figures.lim_trajectories(run["r"], run["scores"]["lim"], run["r_avg"],
+                                                           out.with_name(out.stem + "_trajectories.png"))),
+                              str(figures.score_histogram(finite, cut, out.with_name(out.stem + "_scores.png"),
+                                                          args.method))]
     data.write_atomic(out.with_name(out.stem + "_summary.json"), json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "r_avg"}, indent=1))
     return summary
+
+
+def compare_methods(args, run: dict, records: list[dict], lim_size: int, folder: Path) -> dict:
+    """Every method on one run, LIM at its threshold and the others at LIM's size: each selection's mean
+    trajectory against the average, its overlap with LIM's (Jaccard), and how far each score is plain difficulty
+    (its correlation with a problem's mean accuracy)."""
+    index = {k: i for i, k in enumerate(run["keys"])}
+    mean_acc = run["r"].mean(axis=1)
+    rows, lim_keys = {}, None
+    for m in METHODS:
+        s = run["scores"].get(m, run["scores"]["lim"])
+        chosen = selection(m, records, dict(zip(run["keys"], s.tolist())), lim_size, run["by"],
+                           args.threshold if m == "lim" else None, None if m == "lim" else lim_size, args.seed)
+        rows_i = sorted({index[k] for k in record_keys(chosen, index, run["by"]) if k in index})
+        lim_keys = rows_i if m == "lim" else lim_keys
+        finite = np.isfinite(s)
+        rows[m] = {"selected": len(chosen), "jaccard_with_lim": round(len(set(rows_i) & set(lim_keys)) /
+                                                                       max(1, len(set(rows_i) | set(lim_keys))), 3),
+                   "corr_with_mean_accuracy": round(float(np.corrcoef(s[finite], mean_acc[finite])[0, 1]), 3)
+                   if m != "rand" and finite.sum() > 2 and np.std(s[finite]) > 0 else None,
+                   "mean_trajectory": [round(float(x), 3) for x in run["r"][rows_i].mean(axis=0)] if rows_i else []}
+    folder.mkdir(parents=True, exist_ok=True)
+    result = {"r_avg": run["info"]["r_avg"], "methods": rows}
+    data.write_atomic(folder / "compare_methods.json", json.dumps(result, indent=1))
+    lines = ["| method | selected | Jaccard with LIM | corr. with mean accuracy | mean accuracy per epoch |",
+             "| --- | ---: | ---: | ---: | --- |"]
+    lines += [f"| {m} | {v['selected']} | {v['jaccard_with_lim']} | {v['corr_with_mean_accuracy']} | "
+              f"{', '.join(f'{x:.2f}' for x in v['mean_trajectory'])} |" for m, v in rows.items()]
+    lines.append(f"| (all problems) | {len(run['keys'])} | | | {', '.join(f'{x:.2f}' for x in run['info']['r_avg'])} |")
+    data.write_atomic(folder / "compare_methods.md", "\n".join(lines) + "\n")
+    if not args.no_plots:
+        figures.compare_methods({m: v["mean_trajectory"] for m, v in rows.items() if v["mean_trajectory"]},
+                                run["r_avg"], run["scores"]["lim"], mean_acc, args.threshold or THETA,
+                                folder / "compare_methods.png")
+    print("\n".join(lines))
+    return result
 
 
 if __name__ == "__main__":

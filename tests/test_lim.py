@@ -90,10 +90,10 @@ ACC = np.array([[0.5, 1, 1], [0, 0.5, 1], [0, 0, 0.5], [1, 1, 1]])
 def test_both_formats_give_identical_scores(tmp_path):
     write_ours(tmp_path / "ours", RUN, steps_per_epoch=2)
     write_openrlhf(tmp_path / "theirs", RUN, steps_per_epoch=2)
-    keys, _, acc, fmt = lim.trajectories(tmp_path / "ours", None, None)  # epochs as our log records them
+    keys, _, acc, fmt, _ = lim.trajectories(tmp_path / "ours", None, None)  # epochs as our log records them
     assert fmt == "limr" and sorted(keys) == ["a", "b", "c", "d"]
     ours = dict(zip(keys, lim_scores(acc)[0]))
-    keys2, _, acc2, fmt2 = lim.trajectories(tmp_path / "theirs", 2, None)  # OpenRLHF: steps grouped by 2
+    keys2, _, acc2, fmt2, _ = lim.trajectories(tmp_path / "theirs", 2, None)  # OpenRLHF: steps grouped by 2
     assert fmt2 == "openrlhf"
     theirs = {k.removeprefix("prompt "): v for k, v in zip(keys2, lim_scores(acc2)[0])}
     expected = dict(zip("abcd", lim_scores(ACC)[0]))
@@ -104,12 +104,12 @@ def test_both_formats_give_identical_scores(tmp_path):
 def test_missing_epochs_and_max_epochs(tmp_path):
     run = {**RUN, "gap": [[], [1, 1], [1, -1]], "end": [[1, 1], [1, 1], []], "long": [[], [], [1, 1]]}
     write_ours(tmp_path / "r", run)
-    keys, _, acc, _ = lim.trajectories(tmp_path / "r", None, None)
+    keys, _, acc, _, _ = lim.trajectories(tmp_path / "r", None, None)
     r = fill_missing(acc)
     full = dict(zip(keys, ~np.isnan(r).any(axis=1)))
     assert full == {"a": True, "b": True, "c": True, "d": True, "gap": True, "end": False, "long": False}
     np.testing.assert_array_equal(r[keys.index("gap")], [1, 1, 0.5])
-    keys, _, acc, _ = lim.trajectories(tmp_path / "r", None, max_epochs=2)
+    keys, _, acc, _, _ = lim.trajectories(tmp_path / "r", None, max_epochs=2)
     assert acc.shape == (6, 2)  # "long" is never seen in the first two epochs
     with pytest.raises(data.LimrError, match="only 3 epochs"):
         lim.trajectories(tmp_path / "r", None, max_epochs=5)
@@ -184,3 +184,136 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     for flag in ("--size", "--max-epochs", "--steps-per-epoch"):  # 0 or less: refused, not read as "unset"
         with pytest.raises(SystemExit, match="2"):
             lim.parse_args(["--baseline", "rand", flag, "0"])
+
+
+# ----------------------------------------------------------------------------- the methods that followed LIM
+
+HAND = np.array([[0, 0.5, 1], [0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]])
+
+
+def test_each_method_by_hand():
+    np.testing.assert_allclose(lim.variance_scores(HAND), [(1 / 6) ** 0.5, 0, 0, 0])  # population std
+    np.testing.assert_allclose(lim.learnability_scores(HAND), [1 / 12, 0, 0, 0.25])  # mean of p(1 - p)
+    np.testing.assert_allclose(lim.informative_scores(HAND), [1 / 3, 0, 0, 1])  # epochs neither all right nor wrong
+    np.testing.assert_allclose(lim.band_scores(HAND, 0.2, 0.8), [-np.inf, -np.inf, -np.inf, 0])  # first epoch only
+    np.testing.assert_allclose(lim.band_scores(np.array([[0.3, 1], [0.6, 0]]), 0.2, 0.8), [-0.2, -0.1])
+
+
+def test_top_size_breaks_ties_by_id_and_keeps_file_order():
+    records = [{"id": i, "prompt": f"p {i}", "answer": "1", "source": "t"} for i in "dcba"]
+    scores = dict(zip("abcd", lim.variance_scores(HAND)))  # a: 0.41, then b, c, d tied at 0
+    assert [r["id"] for r in lim.select_top(records, scores, 2, "id")] == ["b", "a"]  # file order, tie to "b"
+    assert lim.select_top(records, {"a": 1.0, "b": -np.inf}, 2, "id") == [records[3]]  # out of band: never
+
+
+RUN_WITH_GAPS = {**RUN, "gap": [[], [1, 1], [1, -1]], "end": [[1, 1], [1, 1], []], "long": [[], [], [1, 1]]}
+
+
+@pytest.mark.parametrize("fmt", ["limr", "openrlhf"])
+@pytest.mark.parametrize("method", ["lim", "variance", "learnability", "informative", "band", "linear", "rand"])
+def test_cli_every_method_on_both_logs(tmp_path, fmt, method):
+    (write_ours if fmt == "limr" else write_openrlhf)(tmp_path / "r", RUN_WITH_GAPS, 1)
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in RUN_WITH_GAPS]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    out = tmp_path / f"{method}.json"
+    summary = lim.main(["--rollouts", str(tmp_path / "r"), "--prompts", str(tmp_path / "p.json"), "--method", method,
+                        "--size", "2", "--steps-per-epoch", "1", "--out", str(out), "--no-plots"])
+    selected = [r["id"] for r in json.loads(out.read_text())]
+    scores = json.loads((tmp_path / f"{method}_scores.json").read_text())
+    assert summary["left_out"] == 2  # "end" and "long" have no full trajectory
+    assert {r["prompt"] for r in scores} == {f"prompt {i}" for i in RUN_WITH_GAPS if i not in ("end", "long")}
+    if method != "rand":  # the two best by this method's score, ties by id (band: only those in the band)
+        key = "id" if fmt == "limr" else "prompt"
+        best = sorted((r for r in scores if r["score"] is not None), key=lambda r: (-r["score"], str(r[key])))[:2]
+        assert sorted(selected) == sorted(r["prompt"].removeprefix("prompt ") for r in best)
+
+
+def test_size_defaults_to_lims_and_compare_methods(tmp_path):
+    write_ours(tmp_path / "run" / "rollouts", RUN_WITH_GAPS)
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in RUN_WITH_GAPS]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    base = ["--rollouts", str(tmp_path / "run" / "rollouts"), "--prompts", str(tmp_path / "p.json")]
+    n_lim = lim.main(base + ["--no-plots"])["selected"]
+    assert lim.main(base + ["--method", "variance", "--no-plots"])["selected"] == n_lim
+    result = lim.main(base + ["--compare-methods"])
+    folder = tmp_path / "run" / "lim"
+    assert result["methods"]["lim"]["jaccard_with_lim"] == 1.0
+    assert all(v["selected"] == n_lim for v in result["methods"].values())
+    assert (folder / "compare_methods.png").stat().st_size > 1000 and "| variance |" in (
+        folder / "compare_methods.md").read_text()
+
+
+# ------------------------------------------------------------------------- other engines' logs and datasets
+
+def write_verl(folder: Path, run: dict[str, list[list[float]]], steps_per_epoch: int = 2) -> None:
+    """verl's trainer.rollout_data_dir dump (verl v0.6.0, verl/trainer/ppo/ray_trainer.py, _dump_generations): one
+    {step}.jsonl per training step from 1, one line per response with input (the templated prompt, special tokens
+    dropped), output, gts, score, step, and every key our reward's verl entry point returns (score, acc, id)."""
+    folder.mkdir(parents=True)
+    for k in range(len(next(iter(run.values())))):
+        for j in range(steps_per_epoch):
+            lines = [{"input": f"system\nPlease reason step by step.\nuser\nprompt {i}\nassistant\n", "output": "...",
+                      "gts": "1", "score": x, "step": k * steps_per_epoch + j + 1, "acc": x == 1, "id": i}
+                     for n, i in enumerate(run) if n % steps_per_epoch == j for x in run[i][k]]
+            (folder / f"{k * steps_per_epoch + j + 1}.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    (folder / "0.jsonl").write_text(json.dumps({"input": "validation before training", "score": 1, "step": 0}))
+
+
+def write_trl(folder: Path, run: dict[str, list[list[float]]], steps_per_epoch: int = 2, with_id: bool = True):
+    """TRL's GRPOTrainer(log_completions=True, logging_steps=1) files (trl v1.9, trl/trainer/grpo_trainer.py,
+    log()): <output_dir>/completions/completions_{step:05d}.parquet with step, prompt (templated text),
+    completion, one column per reward function, the columns reward functions add with log_extra, advantage."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "completions").mkdir(parents=True)
+    for k in range(len(next(iter(run.values())))):
+        for j in range(steps_per_epoch):
+            step = k * steps_per_epoch + j + 1
+            rows = [{"step": step, "prompt": f"<|im_start|>user\nprompt {i}<|im_end|>\n<|im_start|>assistant\n",
+                     "completion": "...", "trl_reward": float(x), **({"id": i} if with_id else {}), "advantage": 0.0}
+                    for n, i in enumerate(run) if n % steps_per_epoch == j for x in run[i][k]]
+            pq.write_table(pa.Table.from_pylist(rows), folder / "completions" / f"completions_{step:05d}.parquet")
+
+
+@pytest.mark.parametrize("engine", ["verl", "trl"])
+def test_engine_logs_give_the_scores_and_selection_of_our_own_log(tmp_path, engine):
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in RUN]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    write_ours(tmp_path / "ours", RUN, steps_per_epoch=2)
+    (write_verl if engine == "verl" else write_trl)(tmp_path / engine, RUN, 2)
+    common = ["--prompts", str(tmp_path / "p.json"), "--threshold", "0.3", "--no-plots"]
+    lim.main(["--rollouts", str(tmp_path / "ours"), "--out", str(tmp_path / "a.json"), *common])
+    lim.main(["--rollouts", str(tmp_path / engine), "--format", engine, "--steps-per-epoch", "2",
+              "--out", str(tmp_path / "b.json"), *common])
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert (tmp_path / "a_scores.json").read_text() == (tmp_path / "b_scores.json").read_text()
+
+
+def test_logs_without_an_id_fall_back_to_the_prompt_text(tmp_path):
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in RUN]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    write_trl(tmp_path / "trl", RUN, 2, with_id=False)
+    lim.main(["--rollouts", str(tmp_path / "trl"), "--steps-per-epoch", "2", "--prompts", str(tmp_path / "p.json"),
+              "--threshold", "0.3", "--out", str(tmp_path / "b.json"), "--no-plots"])
+    s = dict(zip("abcd", lim_scores(ACC)[0]))
+    assert [r["id"] for r in json.loads((tmp_path / "b.json").read_text())] == [k for k in "abcd" if s[k] >= 0.3]
+    with pytest.raises(data.LimrError, match="pass --steps-per-epoch"):
+        lim.main(["--rollouts", str(tmp_path / "trl"), "--prompts", str(tmp_path / "p.json"), "--no-plots"])
+
+
+def test_export_for_verl_and_openrlhf(tmp_path):
+    import pyarrow.parquet as pq
+
+    out = lim.main(["--export", "verl", str(tmp_path / "train.parquet"), "--prompts", str(SHARED / "limr.json")])
+    table = pq.read_table(out["out"])
+    assert table.num_rows == 1389
+    assert {"data_source", "prompt", "ability", "reward_model", "extra_info"} <= set(table.column_names)
+    row = table.slice(0, 1).to_pylist()[0]  # what verl's RLHFDataset reads: chat messages under prompt_key "prompt"
+    assert [m["role"] for m in row["prompt"]] == ["system", "user"] and row["reward_model"]["style"] == "rule"
+    first = json.loads((SHARED / "limr.json").read_text())[0]
+    assert row["prompt"][1]["content"] == first["prompt"] and row["reward_model"]["ground_truth"] == first["answer"]
+    assert row["extra_info"] == {"index": 0, "split": "train", "id": str(first["id"])}
+    lim.main(["--export", "openrlhf", str(tmp_path / "train.jsonl"), "--prompts", str(SHARED / "limr.json")])
+    line = json.loads((tmp_path / "train.jsonl").read_text().splitlines()[0])
+    assert line["label"] == first["answer"] and line["prompt"][-1]["content"] == first["prompt"]
