@@ -155,19 +155,20 @@ def load_benchmark(name: str) -> list[dict]:
 # Small-number arithmetic with exact integer answers, for the offline CPU demo. Four kinds of problem that
 # SmolLM2-135M-Instruct finds easy (one-digit products) to hard (two-digit sums, differences), so GRPO groups have
 # reward variance and LIM sees trajectories of every shape; benchmarks/toy_baseline.py measures the start.
-TOY_SIZES = {"train": 96, "test": 64}  # small: a CPU trains on ~1 sample a second
+TOY_SIZES = {"train": 64, "test": 400}  # a CPU trains on ~10 samples a second; 400 held out: a 2-point paired SE
 TOY_SEED = 1234
-TOY_EXAMPLE = ("What is 3 + 4?", "3 + 4 = 7. The answer is \\boxed{7}.")  # the one worked example SmolLM2 needs
+TOY_EXAMPLE = ("What is 3 + 4?", "3 + 4 = 7. \\boxed{7}")  # SmolLM2 boxes answers only after one example
+TOY_KINDS = (0.1, 0.1, 0.5, 0.3)  # one-digit +, one-digit x, two-digit +, difference: mostly problems it can learn
 
 
 def toy_problem(rng: random.Random) -> tuple[str, str]:
-    kind = rng.randrange(4)
+    kind = rng.choices(range(4), weights=TOY_KINDS)[0]
     if kind == 0:
-        a, b = rng.randint(2, 9), rng.randint(2, 9)
-        return f"What is {a} * {b}?", str(a * b)
-    if kind == 1:
         a, b = rng.randint(1, 9), rng.randint(1, 9)
         return f"What is {a} + {b}?", str(a + b)
+    if kind == 1:
+        a, b = rng.randint(2, 9), rng.randint(2, 9)
+        return f"What is {a} * {b}?", str(a * b)
     if kind == 2:
         a, b = rng.randint(10, 99), rng.randint(10, 99)
         return f"What is {a} + {b}?", str(a + b)

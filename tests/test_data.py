@@ -125,10 +125,10 @@ def test_failed_download_names_the_url(tmp_path, monkeypatch):
 
 def test_toy_task_is_seeded_exact_and_split():
     train, test = data.toy_task("train"), data.toy_task("test")
-    assert train == data.toy_task("train") and len(train) == 96 and len(test) == 64
+    assert train == data.toy_task("train") and len(train) == 64 and len(test) == 400
     assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}
     for r in train + test:
         expr = r["prompt"].removeprefix("What is ").removesuffix("?")
         assert set(expr) <= set("0123456789+-*() ") and str(eval(expr)) == r["answer"]
-    assert load_prompts("toy") == train and len(load_benchmark("toy")) == 64
+    assert load_prompts("toy") == train and len(load_benchmark("toy")) == 400
     assert data.toy_task("train", seed=1) != train

@@ -1,4 +1,5 @@
-"""--stage all on the tiny model: full -> LIM -> limr and rand -> evaluation -> one table; a rerun redoes nothing."""
+"""--stage all on the tiny model: per seed full -> LIM -> the selections at equal steps -> evaluation -> one table
+with paired differences; a rerun redoes nothing; the orchestrating process never holds a model or an engine."""
 
 import gzip
 import json
@@ -22,7 +23,8 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
             "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--n", "4",
             "--prompts-per-step", "4", "--epochs", "2", "--max-response-tokens", "12", "--no-one-shot",
             "--temperature", "1.0", "--threshold", "0.0", "--eval-benchmarks", "toy", "--eval-limit", "4",
-            "--eval-max-tokens", "8", "--cpu-kv-cache-gb", "0.2", "--reward", f"{HERE / 'rewards.py'}:has_digit"]
+            "--eval-max-tokens", "8", "--cpu-kv-cache-gb", "0.2", "--reward", f"{HERE / 'rewards.py'}:has_digit",
+            "--seeds", "0,1", "--methods", "lim,rand,variance", "--dtype", "float32"]
     # in a process of its own, to see what that process holds: no engine and no model, ever (each stage and its
     # evaluations run in their own limr.py process, so on a GPU every one of them gets the whole card)
     check = ("import gc, sys, torch, pipeline; pipeline.main(sys.argv[1:]); "
@@ -30,20 +32,29 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
              "assert not [o for o in gc.get_objects() if isinstance(o, torch.nn.Module)], 'a model there too'")
     done = subprocess.run([sys.executable, "-c", check, *argv], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = tmp_path / "results" / "demo"
-    runs = tmp_path / "runs"
-    selection = json.loads((runs / "demo-full" / "lim" / "lim.json").read_text())
-    limr_cfg = json.loads((runs / "demo-limr" / "config.json").read_text())
-    rand_cfg = json.loads((runs / "demo-rand" / "config.json").read_text())
-    assert 0 < len(selection) <= 8 and limr_cfg["prompts_count"] == rand_cfg["prompts_count"] == len(selection)
-    rand = json.loads((runs / "demo-full" / "lim" / "rand.json").read_text())
-    for stage, chosen in (("limr", selection), ("rand", rand)):
-        trained = {json.loads(line)["id"] for f in (runs / f"demo-{stage}" / "rollouts").iterdir()
-                   for line in gzip.decompress(f.read_bytes()).splitlines()}
-        assert trained == {r["id"] for r in chosen}  # exactly the selected problems, every one of them
+    results, runs = tmp_path / "results" / "demo", tmp_path / "runs"
+    for seed, suffix in ((0, ""), (1, "-s1")):
+        full_cfg = json.loads((runs / f"demo-full{suffix}" / "config.json").read_text())
+        selection = json.loads((runs / f"demo-full{suffix}" / "lim" / "lim.json").read_text())
+        assert 0 < len(selection) <= 8 and full_cfg["total_steps"] == 4 and full_cfg["seed"] == seed
+        for stage, method in (("limr", "lim"), ("rand", "rand"), ("variance", "variance")):
+            cfg = json.loads((runs / f"demo-{stage}{suffix}" / "config.json").read_text())
+            chosen = json.loads((runs / f"demo-full{suffix}" / "lim" / f"{method}.json").read_text())
+            assert cfg["prompts_count"] == len(chosen) == len(selection)  # every method at LIM's size
+            assert cfg["total_steps"] == full_cfg["total_steps"]  # and at FULL's steps, revisiting its prompts
+            trained = {json.loads(line)["id"] for f in (runs / f"demo-{stage}{suffix}" / "rollouts").iterdir()
+                       for line in gzip.decompress(f.read_bytes()).splitlines()}
+            assert trained == {r["id"] for r in chosen}  # exactly the selected problems, every one of them
+    report = json.loads((results / "comparison.json").read_text())
+    assert report["seeds"] == [0, 1] and set(report["methods"]) == {"full", "limr", "rand", "variance"}
+    for m in report["methods"].values():  # per method and seed, the held-out accuracy
+        assert set(m["per_seed"]) == {"0", "1"} and m["sd"] is not None
+    d = report["differences"]["limr - rand"]
+    assert d["ci95"][0] <= d["mean"] <= d["ci95"][1] and len(d["per_seed"]) == 2
     table = (results / "table.md").read_text()
-    assert table.count("\n") == 6 and "(base)" in table and "FULL (8 prompts)" in table and "RAND" in table
+    assert "(base)" in table and "| LIMR - RAND |" in table and "| LIMR - FULL |" in table
     assert (results / "training_curves.png").stat().st_size > 1000
+    assert (runs / "demo-full" / "lim" / "compare_methods.md").exists()
     before = {p: p.stat().st_mtime for p in runs.rglob("*.jsonl")}
     pipeline.main(argv)
     assert before == {p: p.stat().st_mtime for p in before}  # nothing trained or evaluated twice
