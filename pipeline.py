@@ -160,9 +160,10 @@ def write_results(runs: dict[str, dict[int, Path]], results: Path, args) -> Path
     mean = lambda v: 100 * float(np.mean([np.mean(list(p.values())) for p in v.values()]))  # noqa: E731
     report = {"seeds": seeds, "base": round(evaluate.mean_pass(base), 2), "methods": {}, "differences": {}}
     for stage, by_seed in runs.items():
-        config = json.loads((by_seed[base_seed] / "config.json").read_text())
+        configs = {s: json.loads((by_seed[s] / "config.json").read_text()) for s in seeds}
         per_seed = {s: round(mean(acc[stage][s]), 2) for s in seeds}
-        report["methods"][stage] = {"prompts": config["prompts_count"], "steps": config["total_steps"],
+        report["methods"][stage] = {"prompts": {s: c["prompts_count"] for s, c in configs.items()},
+                                    "steps": configs[base_seed]["total_steps"],
                                     "per_seed": per_seed, "mean": round(float(np.mean(list(per_seed.values()))), 2),
                                     "sd": round(float(np.std(list(per_seed.values()), ddof=1)), 2)
                                     if len(seeds) > 1 else None}
@@ -198,7 +199,8 @@ def comparison_table(report: dict, model: str) -> str:
              f"{report['base']:.1f} |"]
     for stage, m in report["methods"].items():
         sd = f" ± {m['sd']:.1f}" if m["sd"] is not None else ""
-        lines.append(f"| {stage.upper()} | {m['prompts']} | {m['steps']} | " +
+        prompts = ", ".join(str(n) for n in dict.fromkeys(m["prompts"].values()))  # one number if all seeds agree
+        lines.append(f"| {stage.upper()} | {prompts} | {m['steps']} | " +
                      " | ".join(f"{m['per_seed'][s]:.1f}" for s in seeds) + f" | {m['mean']:.1f}{sd} |")
     lines += ["", "| Paired difference (points) | mean | SE | 95% interval | per seed | wins / losses |",
               "| --- | ---: | ---: | --- | --- | --- |"]

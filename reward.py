@@ -470,7 +470,10 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
 
 def trl_reward(prompts: list, completions: list, answer: list, **kwargs) -> list[float]:
     """TRL: GRPOTrainer(reward_funcs=[reward.trl_reward]) on a dataset with an `answer` column (TRL passes the
-    dataset's columns as keywords; conversational completions are lists of messages)."""
+    dataset's columns as keywords; conversational completions are lists of messages). With an `id` column and TRL's
+    log_extra (TRL >= 1.0), the id lands in log_completions' parquet files, where lim.py reads it."""
+    if "id" in kwargs and callable(kwargs.get("log_extra")):
+        kwargs["log_extra"]("id", [str(i) for i in kwargs["id"]])
     texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
     return rewards(texts, [str(a) for a in answer])
 

