@@ -70,9 +70,9 @@ PRESETS = {
 LORA_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # every linear layer of Qwen2/Llama
 STAGES = {"limr": "lim", **{m: m for m in lim.METHODS if m != "lim"}}  # a stage on a selection -> lim.py's method
 # The sync self-check's limit on mean |log p_vLLM - log p_trainer| per step, by the precision of the two sides.
-# Measured on the demo model (benchmarks/sync_check.py, README): float32 noise is 1e-6 and a skipped sync 0.05
-# after one step, 0.10 after two; with bfloat16 on either side the noise reaches ~0.04 on this CPU (TRL reports
-# ~0.001 for bf16 on GPUs), so half precision gets more room, and a broken sync, which grows, still trips it.
+# Measured on the demo model (benchmarks/sync_check.py, README): float32 noise is 2e-6 and a skipped sync 0.03
+# after one missed update, 0.14 after five; with bfloat16 on either side the noise reaches 0.03 on this CPU (TRL
+# reports ~0.001 for bf16 on GPUs), so half precision gets more room, and a broken sync, which grows, still trips it.
 MAX_LOGPROB_DIFF = {"float32": 0.02, "half": 0.1}
 
 
@@ -727,6 +727,21 @@ def parser() -> argparse.ArgumentParser:
     a("--skip-uniform-groups", action=argparse.BooleanOptionalAction, default=None,
       help="do not train on groups whose samples all got the same reward: their advantages are 0, so they carry "
            "no policy gradient, only KL (DAPO drops them too); saves compute")
+    a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
+      help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
+    a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
+    a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
+    a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
+    a("--max-logprob-diff", type=float, help="stop when vLLM's log-probs of the sampled tokens differ from the "
+      "trainer's by more than this on average (a sync self-check; default 0.02 in float32, 0.1 with bfloat16 on "
+      "either side; 'inf' turns it off); logged every step as logprob_diff_mean / _max")
+    a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
+    return add_evaluation_flags(add_memory_flags(p))
+
+
+def add_memory_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    g = p.add_argument_group("LoRA, precision, memory and the engine")
+    a = g.add_argument
     a("--token-budget", type=int, help="padded tokens per micro-batch (memory knob)")
     a("--lora-rank", type=int, help="LoRA rank r")
     a("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r)")
@@ -735,22 +750,13 @@ def parser() -> argparse.ArgumentParser:
     a("--load-in-4bit", action="store_true", help="4-bit NF4 base weights (bitsandbytes, QLoRA)")
     a("--load-in-8bit", action="store_true", help="8-bit base weights (bitsandbytes)")
     a("--optim", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes' 8-bit AdamW")
-    a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
-      help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
-    a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
     a("--vllm-memory", type=float, help="CUDA: vLLM's gpu_memory_utilization, its share of the GPU while it "
                                          "generates (weights + KV cache; it sleeps while the policy trains)")
     a("--cpu-kv-cache-gb", type=float, default=2.0, help="CPU: GiB of RAM for vLLM's KV cache")
-    a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
-    a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
     a("--sync", choices=["merged", "lora"], help="how vLLM gets the policy: merged weights reloaded in place "
       "(default on a CPU, in a float32 engine) or the LoRA adapter served unmerged (default on a GPU: merging into "
       "bf16 weights rounds small updates away)")
-    a("--max-logprob-diff", type=float, help="stop when vLLM's log-probs of the sampled tokens differ from the "
-      "trainer's by more than this on average (a sync self-check; default 0.02 in float32, 0.1 with bfloat16 on "
-      "either side; 'inf' turns it off); logged every step as logprob_diff_mean / _max")
-    a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
-    return add_evaluation_flags(p)
+    return p
 
 
 def add_evaluation_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

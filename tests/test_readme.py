@@ -42,3 +42,12 @@ def test_no_import_cycles_and_figures_import_nothing_of_ours():
 
     for module in graph:
         reach(module, module, set())
+
+
+def test_no_core_function_longer_than_60_lines():
+    long = []
+    for file in ["limr.py", "lim.py", "evaluate.py", "reward.py", "data/__init__.py"]:
+        for node in ast.walk(ast.parse((ROOT / file).read_text())):
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{file}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long
