@@ -367,3 +367,18 @@ def test_sync_self_check_stops_the_run_with_one_line(tiny_model, engine, tmp_pat
         limr.train(args, digit_share, engine)
     metrics = [json.loads(line) for line in (tmp_path / "runs" / "strict" / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1] and 0 < metrics[0]["logprob_diff_mean"] < 1e-4
+
+
+def test_a_selection_trains_as_many_steps_as_full_and_steps_overrides_it(tiny_model, engine, tmp_path):
+    (tmp_path / "selection.json").write_text(json.dumps(PROMPTS[:2]))
+    sub = ("--selection", str(tmp_path / "selection.json"), "--epochs", "1", "--temperature", "1.0")
+    run = limr.train(make_args(tmp_path, tiny_model, "--stage", "rand", *sub, "--name", "sub"), digit_share, engine)
+    config = json.loads((run / "config.json").read_text())
+    assert config["total_steps"] == 2 and config["passes"] == 4.0  # FULL: 1 epoch of 8 prompts, 4 a step
+    assert [m["step"] for m in data.read_rows(run / "metrics.jsonl")] == [1, 2]
+    trained = {json.loads(line)["id"] for f in (run / "rollouts").iterdir()
+               for line in gzip.decompress(f.read_bytes()).splitlines()}
+    assert trained == {"p0", "p1"}  # the subset, revisited
+    run = limr.train(make_args(tmp_path, tiny_model, "--stage", "limr", *sub, "--steps", "3", "--name", "sub3"),
+                     digit_share, engine)
+    assert json.loads((run / "config.json").read_text())["total_steps"] == 3
