@@ -22,7 +22,8 @@ import figures  # noqa: E402
 
 
 def main() -> None:
-    out = {"date": time.strftime("%Y-%m-%d"), "runs": {}}
+    out = {"date": time.strftime("%Y-%m-%d"), "runs": {},  # wall minutes are not a controlled timing (demo_speed.py is)
+           "timing": "wall minutes per run, with whatever else ran on the machine; speed: reference/demo_speed.json"}
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in ("float32", "bfloat16"):
             t = time.time()
