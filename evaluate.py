@@ -187,7 +187,7 @@ def checkpoints_of(args: argparse.Namespace) -> tuple[str, dict, list[tuple[int,
     if not (args.run / "config.json").exists():
         raise data.LimrError(f"--run {args.run}: no config.json (not a limr.py run)")
     config = json.loads((args.run / "config.json").read_text())
-    saved = sorted(p for p in (args.run / "checkpoints").glob("step_[0-9]*") if not p.name.endswith(".tmp"))
+    saved = data.checkpoints(args.run)
     prompting = {"one_shot": args.one_shot or config.get("one_shot", False),
                  "system": config.get("system", args.system) if args.system == data.SYSTEM_PROMPT else args.system}
     return args.model or config["model"], prompting, [(0, None)] + [(int(p.name.split("_")[1]), p) for p in saved]

@@ -653,18 +653,12 @@ def save_checkpoint(run: Path, step: int, policy, optimizer, scheduler) -> Path:
     return final
 
 
-def checkpoints(run: Path) -> list[Path]:
-    """A run's complete checkpoints, in step order (a .tmp folder is one a crash interrupted)."""
-    return sorted(p for p in (run / "checkpoints").glob("step_[0-9]*")
-                  if not p.name.endswith(".tmp") and (p / "trainer_state.pt").exists())
-
-
 def restore(run: Path, policy, optimizer, scheduler) -> int:
     """Load the last checkpoint; forget the logs of later steps (they are redone, never written twice)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    done, step = checkpoints(run), 0
+    done, step = data.checkpoints(run), 0
     if done:
         set_peft_model_state_dict(policy, load_file(done[-1] / "adapter_model.safetensors"))
         state = torch.load(done[-1] / "trainer_state.pt", weights_only=False)

@@ -58,7 +58,7 @@ def check_same_recipe(root: Path, args, seeds: list[int], stages: list[str]) -> 
 
 def done(run: Path, evaluation: dict) -> bool:
     """A run trained to its last step whose last checkpoint is evaluated under these evaluation settings."""
-    saved = limr.checkpoints(run)
+    saved = data.checkpoints(run)
     if not saved or not (run / "config.json").exists():
         return False
     config = json.loads((run / "config.json").read_text())
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> Path:
     unknown = [m for m in methods if m not in lim.METHODS]
     if unknown:
         raise data.LimrError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(lim.METHODS)}")
-    stages = {m: "limr" if m == "lim" else m for m in methods}
+    stage_of = {method: stage for stage, method in limr.STAGES.items()}  # lim -> limr, the others their own name
+    stages = {m: stage_of[m] for m in methods}
     root, results = Path(args.runs_dir), Path(args.results_dir) / args.preset
     check_same_recipe(root, args, seeds, list(stages.values()))
     bench = args.eval_benchmarks or ("toy" if args.prompts == "toy" else "aime24,amc23,math500")

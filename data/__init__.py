@@ -41,6 +41,12 @@ def write_atomic(path: Path, blob: bytes | str) -> Path:
     return path
 
 
+def checkpoints(run: Path) -> list[Path]:
+    """A limr.py run's checkpoints, in step order: each is written as step_N.tmp and renamed when complete, so a
+    .tmp folder is one a crash interrupted."""
+    return sorted(p for p in (run / "checkpoints").glob("step_[0-9]*") if not p.name.endswith(".tmp"))
+
+
 def read_rows(path: str | Path) -> list[dict]:
     """Rows of a JSON list or a JSONL file; a parse error names the file and the line."""
     path = Path(path)

@@ -300,7 +300,7 @@ def test_ctrl_c_finishes_the_step_checkpoints_and_resumes(tiny_model, tmp_path):
     assert "Traceback" not in out, out[-3000:]  # grading workers ignore it: the step is finished and graded
     stopped = int(re.search(r"stopped at step (\d+); resume with", out)[1])
     assert 1 <= stopped < 400  # it stopped long before the 400 steps it was asked for
-    assert limr.checkpoints(run)[-1].name == f"step_{stopped:06d}"  # a checkpoint although --save-every 1000
+    assert data.checkpoints(run)[-1].name == f"step_{stopped:06d}"  # a checkpoint although --save-every 1000
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, stopped + 1))
     for f in (run / "rollouts").iterdir():  # the interrupted step too: every item graded (+1), none killed (-0.5)
