@@ -362,11 +362,11 @@ def test_bad_inputs_are_one_clear_line(tiny_model, tmp_path):
 
 def test_sync_self_check_stops_the_run_with_one_line(tiny_model, engine, tmp_path):
     args = make_args(tmp_path, tiny_model, "--steps", "3", "--temperature", "1.0", "--name", "strict",
-                     "--max-logprob-diff", "1e-12")  # below float32 noise, so the first step trips it
-    with pytest.raises(data.LimrError, match="step 1: vLLM's log-probs .* differ from the trainer's"):
-        limr.train(args, digit_share, engine)
+                     "--max-logprob-diff", "1e-12")  # below float32 noise: every step is over it
+    with pytest.raises(data.LimrError, match="step 2: vLLM's log-probs .* differ from the trainer's .* second step"):
+        limr.train(args, digit_share, engine)  # not at step 1: one step over the limit may be noise on few tokens
     metrics = [json.loads(line) for line in (tmp_path / "runs" / "strict" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["step"] for m in metrics] == [1] and 0 < metrics[0]["logprob_diff_mean"] < 1e-4
+    assert [m["step"] for m in metrics] == [1, 2] and all(0 < m["logprob_diff_mean"] < 1e-4 for m in metrics)
 
 
 def test_a_selection_trains_as_many_steps_as_full_and_steps_overrides_it(tiny_model, engine, tmp_path):
