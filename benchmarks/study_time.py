@@ -6,17 +6,21 @@ evaluation's summary.json; what comes before the folder (starting Python, loadin
 is the gap from the previous stage's last evaluation to that config.json, measured wherever two stages ran back to
 back, and added as its median. Writes reference/study/time.json.
 
-    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,14] [--stages full,limr,rand]
+    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,12] [--stages full,limr,rand]
 """
 
 import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline import run_name  # noqa: E402  (the folder names --stage all gives each seed's stages)
 
 
 def stage_times(run: Path) -> tuple[float, float]:
@@ -28,13 +32,13 @@ def stage_times(run: Path) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "study"))
-    p.add_argument("--seeds", default=",".join(str(s) for s in range(15)))
+    p.add_argument("--seeds", default=",".join(str(s) for s in range(13)), help="make study's seeds")
     p.add_argument("--stages", default="full,limr,rand", help="the stages `make study` runs per seed")
     p.add_argument("--out", default=str(ROOT / "reference" / "study" / "time.json"))
     args = p.parse_args()
     root, stages = Path(args.runs_dir), args.stages.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
-    runs = {(s, st): root / (f"demo-{st}" + (f"-s{s}" if s else "")) for s in seeds for st in stages}
+    runs = {(s, st): root / run_name("demo", st, s) for s in seeds for st in stages}
     missing = [str(r) for r in runs.values() if not list(r.glob("eval/step_*/summary.json"))]
     if missing:
         raise SystemExit(f"not finished: {', '.join(missing)}")
