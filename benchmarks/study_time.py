@@ -6,7 +6,7 @@ evaluation's summary.json; what comes before the folder (starting Python, loadin
 is the gap from the previous stage's last evaluation to that config.json, measured wherever two stages ran back to
 back, and added as its median. Writes reference/study/time.json.
 
-    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,12] [--stages full,limr,rand]
+    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,21] [--stages full,limr,rand]
 """
 
 import argparse
@@ -32,7 +32,7 @@ def stage_times(run: Path) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "study"))
-    p.add_argument("--seeds", default=",".join(str(s) for s in range(13)), help="make study's seeds")
+    p.add_argument("--seeds", default=",".join(str(s) for s in range(22)), help="make study's seeds")
     p.add_argument("--stages", default="full,limr,rand", help="the stages `make study` runs per seed")
     p.add_argument("--out", default=str(ROOT / "reference" / "study" / "time.json"))
     args = p.parse_args()
