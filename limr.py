@@ -73,8 +73,8 @@ STAGES = {"limr": "lim", **{m: m for m in lim.METHODS if m != "lim"}}  # a stage
 # Measured on the demo model (benchmarks/sync_check.py, README): float32 noise is 2e-6 and a skipped sync 0.03
 # after one missed update, 0.14 after five; with bfloat16 on either side the noise reaches 0.03 on this CPU (TRL
 # reports ~0.001 for bf16 on GPUs), so half precision gets more room, and a broken sync, which grows, still trips it.
-# The run stops on two steps in a row over the limit: in the study's 1,408 bf16 steps one step of few trained
-# tokens reached 0.13 between steps at 0.02 (runs/study/demo-full-s9, step 18), a stale sync stays over once over.
+# The run stops on two steps in a row over the limit: in the studies' 2,272 bf16 steps four lone steps of few trained
+# tokens went over (0.11-0.13, README), while a stale sync stays over once over.
 MAX_LOGPROB_DIFF = {"float32": 0.02, "half": 0.1}
 
 
@@ -356,7 +356,7 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
     sync_weights(llm, policy, state)  # a resumed policy, or a reused engine, must start from our weights
     evaluate_step(llm, run, args, start, state)  # the base model (step 0), or a checkpoint a crash left unscored
     bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc=args.name, dynamic_ncols=True)
-    step = start
+    step, steps_over = start, 0
     with finish_step_on_ctrl_c() as stop, contextlib.closing(bar):
         for step in bar:
             batch, epochs = step_batch(rows, step, args.prompts_per_step, args.seed)
@@ -366,8 +366,8 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
                 f.write(json.dumps({"step": step, "epoch": epochs[-1], **metrics}) + "\n")
             bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
             over = metrics["logprob_diff_mean"] > (limit := max_logprob_diff(args, state))
-            state["steps_over"] = state.get("steps_over", 0) + 1 if over else 0
-            if state["steps_over"] == 2:  # a broken sync stays over and grows; bf16 noise on few tokens is one step
+            steps_over = steps_over + 1 if over else 0
+            if steps_over == 2:  # a broken sync stays over and grows; bf16 noise on few tokens is one step
                 raise data.LimrError(
                     f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's by "
                     f"{metrics['logprob_diff_mean']:.3g} on average, a second step in a row over "
