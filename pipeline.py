@@ -96,10 +96,17 @@ def selections(full: Path, methods: list[str], theta: float, seed: int) -> dict[
     return {m: folder / f"{m}.json" for m in methods}
 
 
+def seed_list(text: str) -> list[int]:
+    given = text.rstrip(",").split(",")  # BSD `seq -s, 0 32` (the README's) ends in a comma
+    if not all(s.strip().isdigit() for s in given):
+        raise data.LimrError(f"--seeds: expected comma-separated integers such as 0,1,2, got {text!r}")
+    return [int(s) for s in given]
+
+
 def main(argv: list[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = limr.parse_args(argv + ["--stage", "all"])
-    seeds, methods = [int(s) for s in args.seeds.split(",")], args.methods.split(",")
+    seeds, methods = seed_list(args.seeds), args.methods.split(",")
     unknown = [m for m in methods if m not in lim.METHODS]
     if unknown:
         raise data.LimrError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(lim.METHODS)}")

@@ -56,10 +56,11 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
     assert (results / "training_curves.png").stat().st_size > 1000
     assert (runs / "demo-full" / "lim" / "compare_methods.md").exists()
     before = {p: p.stat().st_mtime for p in runs.rglob("*.jsonl")}
-    pipeline.main(argv)
+    pipeline.main(argv + ["--seeds", "0,1,"])  # the same seeds: a trailing comma (BSD `seq -s,`) is dropped
     assert before == {p: p.stat().st_mtime for p in before}  # nothing trained or evaluated twice
     for flag, value, saved in (("--lr", "0.5", "demo-full was trained with --lr 0.0002"),
-                               ("--threshold", "0.5", "selected with --threshold 0.0")):
-        with pytest.raises(data.LimrError, match=saved):  # a changed recipe is not mixed with the saved runs
+                               ("--threshold", "0.5", "selected with --threshold 0.0"),
+                               ("--seeds", "0,one", "--seeds: expected comma-separated integers")):
+        with pytest.raises(data.LimrError, match=saved):  # a changed recipe is not mixed with saved runs; bad seeds
             pipeline.main(argv + [flag, value])
     pipeline.main(argv + ["--token-budget", "2048"])  # a memory knob may change
