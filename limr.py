@@ -73,7 +73,7 @@ STAGES = {"limr": "lim", **{m: m for m in lim.METHODS if m != "lim"}}  # a stage
 # Measured on the demo model (benchmarks/sync_check.py, README): float32 noise is 2e-6 and a skipped sync 0.03
 # after one missed update, 0.14 after five; with bfloat16 on either side the noise reaches 0.03 on this CPU (TRL
 # reports ~0.001 for bf16 on GPUs), so half precision gets more room, and a broken sync, which grows, still trips it.
-# The run stops on two steps in a row over the limit: in the studies' 2,272 bf16 steps four lone steps of few trained
+# The run stops on two steps in a row over the limit: in the studies' 3,328 bf16 steps four lone steps of few trained
 # tokens went over (0.11-0.13, README), while a stale sync stays over once over.
 MAX_LOGPROB_DIFF = {"float32": 0.02, "half": 0.1}
 

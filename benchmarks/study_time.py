@@ -6,7 +6,7 @@ evaluation's summary.json; what comes before the folder (starting Python, loadin
 is the gap from the previous stage's last evaluation to that config.json, measured wherever two stages ran back to
 back, and added as its median. Writes reference/study/time.json.
 
-    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,21] [--stages full,limr,rand]
+    .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,32] [--stages full,limr,rand]
 """
 
 import argparse
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import run_name  # noqa: E402  (the folder names --stage all gives each seed's stages)
+from pipeline import run_name, seed_list  # noqa: E402  (--stage all's folder names and --seeds)
 
 
 def stage_times(run: Path) -> tuple[float, float]:
@@ -32,12 +32,12 @@ def stage_times(run: Path) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "study"))
-    p.add_argument("--seeds", default=",".join(str(s) for s in range(22)), help="make study's seeds")
+    p.add_argument("--seeds", default=",".join(str(s) for s in range(33)), help="make study's seeds")
     p.add_argument("--stages", default="full,limr,rand", help="the stages `make study` runs per seed")
     p.add_argument("--out", default=str(ROOT / "reference" / "study" / "time.json"))
     args = p.parse_args()
     root, stages = Path(args.runs_dir), args.stages.split(",")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = seed_list(args.seeds)
     runs = {(s, st): root / run_name("demo", st, s) for s in seeds for st in stages}
     missing = [str(r) for r in runs.values() if not list(r.glob("eval/step_*/summary.json"))]
     if missing:
