@@ -9,18 +9,21 @@ has logged all of its config's total_steps. Writes reference/study/selfcheck.jso
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import data  # noqa: E402  (read_rows: the JSONL reader limr.py itself uses)
 
 
 def finished_steps(run: Path) -> list[dict] | None:
-    """The run's per-step metrics, or None while it has not logged every step its config plans."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "logprob_diff_mean" in r]
-    total = json.loads((run / "config.json").read_text())["total_steps"]
-    return rows if len({r["step"] for r in rows}) == total else None
+    """The run's per-step metrics, or None while it has not logged every step its config plans (a resumed run's
+    metrics.jsonl holds each step once: limr.restore cuts it back to the checkpoint)."""
+    rows = data.read_rows(run / "metrics.jsonl")
+    return rows if len(rows) == json.loads((run / "config.json").read_text())["total_steps"] else None
 
 
 def p99(xs: list[float]) -> float:
@@ -37,7 +40,7 @@ def main() -> None:
     for run in sorted(Path(args.runs_dir).glob("*/metrics.jsonl")):
         rows = finished_steps(run.parent)
         if rows:
-            runs[run.parent.name] = sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])  # last wins
+            runs[run.parent.name] = rows
     gaps = [r["logprob_diff_mean"] for rows in runs.values() for r in rows]
     trained = [r for rows in runs.values() for r in rows if r["train_tokens"]]  # steps where some group had signal
     few = [r["logprob_diff_mean"] for r in trained if r["train_tokens"] < 200]  # one group of 8 short responses
