@@ -213,13 +213,15 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
     order = list(range(len(samples)))
     random.Random(args.seed * 7919 + step).shuffle(order)
     batches = [order[i : i + args.train_batch] for i in range(0, len(order), args.train_batch)]
+    # every pass in training mode: on a CPU an 8-bit layer in eval mode also quantises its inputs (bitsandbytes
+    # autograd/_functions.py, matmul: MatMul8bitLt), so old and reference log-probs would not be the policy's function
+    policy.train()
     old = batch_logprobs(policy, samples, order, args, pad_id, device) if len(batches) > 1 else None
     ref = None
     if args.kl > 0:
         with policy.disable_adapter():
             ref = batch_logprobs(policy, samples, order, args, pad_id, device)
     diffs = [(old[i] - torch.tensor(samples[i]["vllm_logprobs"])).abs() for i in order] if old else []
-    policy.train()
     for batch in batches:
         n_tokens = sum(len(samples[i]["ids"]) for i in batch)
         for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in batch],
@@ -262,12 +264,8 @@ def summarize(stats: dict, diffs: list[torch.Tensor], batches: int) -> dict:
 def merged_weights(policy, dtype: torch.dtype, lora: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
     """The policy's weights with each LoRA update folded in (W + B A alpha/r; lora=False: the base alone), under
     the base model's names.
-    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model.
-    bitsandbytes weights are dequantised by their module (peft.utils.integrations.dequantize_module_weight): after
-    the first forward an 8-bit layer keeps its scales in module.state.SCB and sets weight.SCB = None
-    (bitsandbytes/nn/modules.py, Linear8bitLt.init_8bit_state), so the weight alone holds only int8 codes."""
+    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model."""
     from peft.tuners.lora import LoraLayer
-    from peft.utils.integrations import dequantize_module_weight
 
     base = policy.get_base_model()
     modules = dict(base.named_modules())
@@ -276,10 +274,28 @@ def merged_weights(policy, dtype: torch.dtype, lora: bool = True) -> Iterator[tu
         if "lora_" in name:
             continue
         owner = modules[name.rpartition(".")[0]]
-        w = dequantize_module_weight(owner) if name.endswith(".weight") and hasattr(owner, "weight") else p.data
+        w = dequantized(owner) if name.endswith(".weight") and hasattr(owner, "weight") else p.data
         if name in layers and lora:
             w = w.to(dtype) + layers[name].get_delta_weight("default").to(dtype)
         yield name.replace(".base_layer.", "."), w.detach().to(dtype)
+
+
+def dequantized(module) -> torch.Tensor:
+    """A layer's weight in floating point. bitsandbytes: 4-bit through its quant_state; 8-bit from the int8 codes and
+    the row scales, which the first forward moves from weight.SCB to module.state.SCB (bitsandbytes/nn/modules.py,
+    Linear8bitLt.init_8bit_state). Not peft's dequantize_module_weight: on a CPU it ends with `module.weight =
+    module.weight.to(device)`, a new Int8Params without CB/SCB that the next forward copies over module.state (peft
+    0.21, utils/integrations.py), so the step after a sync crashed in bitsandbytes' int8 matmul."""
+    w = module.weight
+    if type(w).__name__ == "Params4bit":
+        import bitsandbytes as bnb
+
+        return bnb.functional.dequantize_4bit(w.data, w.quant_state)
+    if type(w).__name__ == "Int8Params":
+        import bitsandbytes as bnb
+
+        return bnb.functional.int8_vectorwise_dequant(w.data, w.SCB if w.SCB is not None else module.state.SCB)
+    return w.data
 
 
 def sync_weights(llm, policy, state: dict) -> None:

@@ -227,6 +227,25 @@ def test_quantised_policy_steps_and_syncs_its_dequantised_weights(tiny_model, en
         assert list(out.outputs[0].token_ids) == hf
 
 
+@pytest.mark.parametrize("bits", ["8", "4"])
+def test_quantised_cli_runs_three_steps_with_the_self_check_at_float32_noise(tiny_model, tmp_path, bits):
+    """As a user meets it: limr.py --load-in-8bit / --load-in-4bit for 3 steps, in two optimizer batches a step (so
+    the no-grad old and reference passes run too), each step after a sync. 8-bit crashed at step 2, when peft's
+    dequantiser had left the layer without its int8 state; all passes now compute the one training-mode function."""
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
+    cli = [sys.executable, str(ROOT / "limr.py"), "--preset", "demo", "--model", tiny_model, "--prompts",
+           str(tmp_path / "prompts.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "q", f"--load-in-{bits}bit",
+           "--dtype", "float32", "--steps", "3", "--n", "4", "--prompts-per-step", "4", "--train-batch", "8",
+           "--max-response-tokens", "12", "--no-one-shot", "--temperature", "1.0",
+           "--reward", f"{ROOT / 'tests' / 'rewards.py'}:digit_share"]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = data.read_rows(tmp_path / "runs" / "q" / "metrics.jsonl")
+    assert [m["step"] for m in metrics] == [1, 2, 3] and all(m["optimizer_steps"] == 2 for m in metrics)
+    assert all(m["train_tokens"] > 0 for m in metrics)  # every step trained, so every later step followed a sync
+    assert max(m["logprob_diff_mean"] for m in metrics) < limr.MAX_LOGPROB_DIFF["float32"] / 100
+
+
 def test_it_learns(tiny_model, engine, tmp_path):
     args = make_args(tmp_path, tiny_model, "--steps", "20", "--temperature", "0.8", "--name", "learn",
                      "--save-every", "100")  # 16 samples in optimizer batches of 8: the old log-probs matter
