@@ -312,6 +312,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--export: verl or openrlhf")
     if args.threshold is not None and not np.isfinite(args.threshold):
         p.error("--threshold must be a finite number")
+    if not 0 <= args.low <= args.high <= 1:
+        p.error(f"--low {args.low} and --high {args.high}: accuracies with 0 <= --low <= --high <= 1")
+    if args.compare_methods and args.scores:
+        p.error("--compare-methods scores trajectories: pass --rollouts, not --scores")
     data.check_at_least(p, args, {"steps_per_epoch": 1, "max_epochs": 1, "size": 1})
     return args
 
@@ -389,24 +393,32 @@ def main(argv: list[str] | None = None) -> dict:
     s = run["scores"].get(args.method, run["scores"]["lim"])
     chosen = selection(args.method, records, dict(zip(run["keys"], s.tolist())), lim_size, by, args.threshold,
                        args.size, args.seed)
-    return write_selection(args, run, chosen, records, s, out)
+    by_threshold = args.size is None and (args.threshold is not None or METHODS[args.method][1] is not None)
+    return write_selection(args, run, chosen, records, s, out, None if by_threshold else args.size or lim_size)
 
 
-def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s: np.ndarray, out: Path) -> dict:
-    """OUT.json (the selected records), OUT_scores.json, OUT_summary.json and, from rollouts, the figures."""
+def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s: np.ndarray, out: Path,
+                    wanted: int | None) -> dict:
+    """OUT.json (the selected records), OUT_scores.json, OUT_summary.json and, from rollouts, the figures; wanted:
+    the size asked for (None for a threshold)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     data.write_atomic(out, json.dumps(chosen, indent=1, ensure_ascii=False))
     theta = args.threshold if args.threshold is not None else METHODS[args.method][1]
     finite = s[np.isfinite(s)]
     summary = {"method": args.method, "threshold": None if args.size else theta, **run["info"],
                "prompts_in_file": len(records), "selected": len(chosen), "out": str(out),
-               "score_quantiles": {q: round(float(np.quantile(finite, q)), 3) for q in (0, 0.1, 0.25, 0.5, 0.75, 1)}}
+               "score_quantiles": {q: round(float(np.quantile(finite, q)), 3) for q in (0, 0.1, 0.25, 0.5, 0.75, 1)}
+               if len(finite) else None}
+    if wanted and len(chosen) < wanted or not chosen:  # a short selection is said, never silently written
+        summary["note"] = (f"{'--size' if args.size else 'LIM size'} {wanted}: only {len(chosen)} could be selected"
+                           if wanted else f"no score reached the threshold {theta}: lower --threshold")
+        print(f"lim.py: {summary['note']}", file=sys.stderr)
     if "r" in run:
         scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
         data.write_atomic(scores_out, json.dumps([{"id": k, "prompt": p, "score": round(float(x), 6) if np.isfinite(x)
                                                    else None} for k, p, x in zip(run["keys"], run["prompts"], s)],
                                                  indent=0))  # None: outside the band, never selected
-    if "r" in run and not args.no_plots:
+    if "r" in run and not args.no_plots and chosen:
         cut = summary["threshold"] if summary["threshold"] is not None else float(np.sort(finite)[-len(chosen)])
         summary["figures"] = [str(figures.lim_trajectories(run["r"], run["scores"]["lim"], run["r_avg"],
                                                            out.with_name(out.stem + "_trajectories.png"))),

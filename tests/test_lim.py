@@ -186,6 +186,29 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
             lim.parse_args(["--baseline", "rand", flag, "0"])
 
 
+def test_band_bounds_and_short_selections_are_one_line(tmp_path, capsys):
+    write_ours(tmp_path / "run" / "rollouts", RUN)
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in "abcd"]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    common = ["--rollouts", str(tmp_path / "run" / "rollouts"), "--prompts", str(tmp_path / "p.json"), "--no-plots"]
+    for bad in (["--low", "0.9", "--high", "0.1"], ["--low", "-0.1"], ["--high", "1.5"]):  # was numpy's IndexError
+        with pytest.raises(SystemExit, match="2"):
+            lim.main([*common, "--method", "band", *bad])
+        assert "--low" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # a scores file has no trajectories to compare (was a KeyError)
+        lim.main(["--scores", str(tmp_path / "s.json"), "--compare-methods"])
+    assert "--compare-methods" in capsys.readouterr().err
+    out = tmp_path / "big.json"
+    summary = lim.main([*common, "--method", "variance", "--size", "100000", "--out", str(out)])
+    assert summary["selected"] == 4 and summary["note"] == "--size 100000: only 4 could be selected"
+    assert "only 4 could be selected" in capsys.readouterr().err and len(json.loads(out.read_text())) == 4
+    summary = lim.main([*common, "--threshold", "5", "--out", str(tmp_path / "none.json")])
+    assert summary["selected"] == 0 and "lower --threshold" in summary["note"]
+    summary = lim.main([*common, "--method", "band", "--low", "0.99", "--high", "1", "--size", "3",
+                        "--out", str(tmp_path / "band.json")])
+    assert summary["selected"] == 1 and summary["note"] == "--size 3: only 1 could be selected"  # d alone: 1.0
+
+
 # ----------------------------------------------------------------------------- the methods that followed LIM
 
 HAND = np.array([[0, 0.5, 1], [0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]])
