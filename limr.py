@@ -76,6 +76,9 @@ STAGES = {"limr": "lim", **{m: m for m in lim.METHODS if m != "lim"}}  # a stage
 # The run stops on two steps in a row over the limit: in the studies' 3,328 bf16 steps four lone steps of few trained
 # tokens went over (0.11-0.13, README), while a stale sync stays over once over.
 MAX_LOGPROB_DIFF = {"float32": 0.02, "half": 0.1}
+# A shared-prefix row attends through a dense block mask, so its attention grows with the square of its length while
+# it saves one prompt per response: rows stay short enough that the saving wins (README, "Prefix sharing").
+SHARED_ROW_TOKENS = 4096
 
 
 # --------------------------------------------------------------------------------------- GRPO: one step
@@ -140,9 +143,8 @@ def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, cl
     return loss, {"kl": kl.detach().sum().item(), "clipped": clipped.sum().item()}
 
 
-def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_mask: torch.Tensor,
-                   temperature: float = 1.0, chunk: int = 1024) -> torch.Tensor:
-    """log p(token) at every response position (flat, row-major) under softmax(logits / temperature), the
+def token_logprobs(model, batch: dict, temperature: float = 1.0, chunk: int = 1024) -> torch.Tensor:
+    """log p(token) of every response token of a collate() batch (flat, in its order) under softmax(logits / T), the
     distribution the rollout sampled from (TRL's "Fix temperature inconsistency in GRPO trainer"; verl's actor
     divides logits by T too). Without the full [B, T, vocab] fp32 logits: the decoder runs once, then the LM head
     and log-softmax run on response positions only, in chunks recomputed in the backward pass instead of stored
@@ -150,10 +152,14 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     from torch.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    mask = batch["attention_mask"]
+    if mask.dim() == 4:  # a block mask (shared prefixes), additive in the model's dtype: eager and sdpa both take it
+        dtype = base.get_input_embeddings().weight.dtype
+        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
     decoder = base.get_decoder()  # use_cache=False: a KV cache nobody reads would cost memory on every pass
-    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-    select = response_mask[:, 1:].bool()  # the hidden state at t predicts token t + 1
-    h, targets = hidden[:, :-1][select], input_ids[:, 1:][select]
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
+                     use_cache=False).last_hidden_state
+    h, targets = hidden[batch["rows"], batch["cols"]], batch["targets"]  # the hidden state that predicts each token
     head = base.get_output_embeddings()
 
     def chunk_logp(h_c: torch.Tensor, t_c: torch.Tensor) -> torch.Tensor:
@@ -165,38 +171,77 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return torch.cat(parts) if parts else h.new_zeros(0, dtype=torch.float32)
 
 
-def micro_batches(lengths: list[int], budget: int) -> list[list[int]]:
-    """Indices grouped so that each group's padded size (count x longest) stays within the token budget."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    groups, current = [], []
-    for i in order:
-        if current and (len(current) + 1) * lengths[current[0]] > budget:
-            groups.append(current)
-            current = []
-        current.append(i)
-    return groups + [current] if current else groups
+def collate(samples: list[dict], rows: list[list[int]], pad_id: int, device: str) -> dict:
+    """token_logprobs()'s input for rows of samples. A row is one sample (prompt + response) or, sharing a prefix, a
+    group's prompt once followed by several of its responses. The prompt is most of a short response's sequence (76
+    of 98 tokens a sample on the demo), and each pass computed it n times. It is exact: each response keeps the
+    positions it has alone and attends to the prompt and to itself only (a block-causal mask), so its logits are the
+    unshared ones up to float summation order; the prompt's last hidden state predicts every response's first token
+    (the Prefix Grouper's idea, arXiv 2506.05433; verl's use_prefix_grouper)."""
+    laid_out, where, targets = [], [], []  # per row (tokens, positions, segments); per response token (row, column)
+    for b, row in enumerate(rows):
+        prompt = samples[row[0]]["prompt_ids"]
+        seq, pos, seg = list(prompt), list(range(len(prompt))), [0] * len(prompt)
+        for j, i in enumerate(row, 1):
+            response = samples[i]["ids"]
+            where += [(b, len(seq) + k - 1 if k else len(prompt) - 1) for k in range(len(response))]
+            targets += response
+            seq += response
+            pos += range(len(prompt), len(prompt) + len(response))
+            seg += [j] * len(response)
+        laid_out.append((seq, pos, seg))
+    ids = torch.full((len(rows), max(len(seq) for seq, _, _ in laid_out)), pad_id, dtype=torch.long)
+    pos, seg = torch.zeros_like(ids), torch.full_like(ids, -1)
+    for b, (seq, p, g) in enumerate(laid_out):
+        ids[b, : len(seq)], pos[b, : len(seq)], seg[b, : len(seq)] = torch.tensor(seq), torch.tensor(p), torch.tensor(g)
+    if all(len(row) == 1 for row in rows):  # no sharing: the model's own causal mask over right padding
+        mask, pos = (seg >= 0).long(), None
+    else:  # query t sees key u <= t of the prompt (segment 0) or of its own response; padding sees padding
+        q, k = seg[:, None, :, None], seg[:, None, None, :]
+        mask = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool).tril() & ((k == q) | (k == 0))
+    rows_cols = torch.tensor(where, dtype=torch.long).reshape(-1, 2)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device),
+            "position_ids": None if pos is None else pos.to(device), "rows": rows_cols[:, 0].to(device),
+            "cols": rows_cols[:, 1].to(device), "targets": torch.tensor(targets, dtype=torch.long).to(device)}
 
 
-def collate(samples: list[dict], idx: list[int], pad_id: int, device: str):
-    """Right-padded input ids, attention mask and response mask for the samples idx."""
-    seqs = [samples[i]["prompt_ids"] + samples[i]["ids"] for i in idx]
-    ids = torch.full((len(idx), max(map(len, seqs))), pad_id, dtype=torch.long)
-    attn, resp = torch.zeros_like(ids), torch.zeros_like(ids)
-    for row, (i, s) in enumerate(zip(idx, seqs)):
-        ids[row, : len(s)] = torch.tensor(s)
-        attn[row, : len(s)] = 1
-        resp[row, len(samples[i]["prompt_ids"]) : len(s)] = 1
-    return ids.to(device), attn.to(device), resp.to(device)
+def micro_batches(samples: list[dict], idx: list[int], budget: int, share: bool) -> list[list[list[int]]]:
+    """idx as micro-batches of collate() rows, each micro-batch's padded size (rows x longest row) within the token
+    budget. With share, a row is a prompt followed by as many of its responses as fit in min(budget,
+    SHARED_ROW_TOKENS) tokens (a larger group is split over rows); else one sample."""
+    rows: list[list[int]] = []
+    if share:
+        groups: dict[tuple, list[int]] = {}  # by the prompt's tokens: a prompt drawn twice shares too
+        for i in idx:
+            groups.setdefault(tuple(samples[i]["prompt_ids"]), []).append(i)
+        for members in groups.values():
+            rows.append([])
+            for i in members:
+                if rows[-1] and row_length(samples, rows[-1] + [i]) > min(budget, SHARED_ROW_TOKENS):
+                    rows.append([])
+                rows[-1].append(i)
+    else:
+        rows = [[i] for i in idx]
+    rows.sort(key=lambda row: -row_length(samples, row))
+    batches: list[list[list[int]]] = []
+    for row in rows:
+        if not batches or (len(batches[-1]) + 1) * row_length(samples, batches[-1][0]) > budget:
+            batches.append([])
+        batches[-1].append(row)
+    return batches
+
+
+def row_length(samples: list[dict], row: list[int]) -> int:
+    return len(samples[row[0]]["prompt_ids"]) + sum(len(samples[i]["ids"]) for i in row)
 
 
 def batch_logprobs(model, samples: list[dict], idx: list[int], args, pad_id: int, device: str) -> list[torch.Tensor]:
     """Per-sample response log-probs (no grad), micro-batched by the token budget."""
     out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
     with torch.no_grad():
-        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in idx],
-                                args.token_budget):
-            mb = [idx[j] for j in mb]
-            flat = token_logprobs(model, *collate(samples, mb, pad_id, device), args.temperature or 1.0).cpu()
+        for rows in micro_batches(samples, idx, args.token_budget, args.prefix_sharing):
+            mb = [i for row in rows for i in row]
+            flat = token_logprobs(model, collate(samples, rows, pad_id, device), args.temperature or 1.0).cpu()
             for i, part in zip(mb, flat.split([len(samples[i]["ids"]) for i in mb])):
                 out[i] = part
     return out
@@ -210,8 +255,12 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
     stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0, "lr": scheduler.get_last_lr()[0]}
     if not samples:  # every group was all right or all wrong: no policy gradient this step
         return summarize(stats, [], 0)
-    order = list(range(len(samples)))
-    random.Random(args.seed * 7919 + step).shuffle(order)
+    groups: dict[tuple, list[int]] = {}
+    for i, sample in enumerate(samples):
+        groups.setdefault(tuple(sample["prompt_ids"]), []).append(i)
+    shuffled = list(groups.values())  # whole groups in an optimizer batch, as verl's ppo_mini_batch_size counts
+    random.Random(args.seed * 7919 + step).shuffle(shuffled)  # prompts: their prompt is computed once per pass
+    order = [i for group in shuffled for i in group]
     batches = [order[i : i + args.train_batch] for i in range(0, len(order), args.train_batch)]
     # every pass in training mode: on a CPU an 8-bit layer in eval mode also quantises its inputs (bitsandbytes
     # autograd/_functions.py, matmul: MatMul8bitLt), so old and reference log-probs would not be the policy's function
@@ -224,10 +273,9 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
     diffs = [(old[i] - torch.tensor(samples[i]["vllm_logprobs"])).abs() for i in order] if old else []
     for batch in batches:
         n_tokens = sum(len(samples[i]["ids"]) for i in batch)
-        for mb in micro_batches([len(samples[i]["prompt_ids"]) + len(samples[i]["ids"]) for i in batch],
-                                args.token_budget):
-            mb = [batch[j] for j in mb]
-            logp = token_logprobs(policy, *collate(samples, mb, pad_id, device), args.temperature or 1.0)
+        for rows in micro_batches(samples, batch, args.token_budget, args.prefix_sharing):
+            mb = [i for row in rows for i in row]
+            logp = token_logprobs(policy, collate(samples, rows, pad_id, device), args.temperature or 1.0)
             seq = torch.repeat_interleave(torch.arange(len(mb)), torch.tensor([len(samples[i]["ids"]) for i in mb]))
             adv = torch.tensor([samples[i]["advantage"] for i in mb], dtype=torch.float32)[seq].to(logp.device)
             old_logp = torch.cat([old[i] for i in mb]).to(logp.device) if old else logp.detach()
@@ -764,6 +812,9 @@ def add_memory_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     a("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None, help="recompute activations")
     a("--load-in-4bit", action="store_true", help="4-bit NF4 base weights (bitsandbytes, QLoRA)")
     a("--load-in-8bit", action="store_true", help="8-bit base weights (bitsandbytes)")
+    a("--prefix-sharing", action=argparse.BooleanOptionalAction, default=True,
+      help="compute each group's prompt once per trainer pass, its responses after it under a block mask (exact up "
+           "to float summation order); --no-prefix-sharing runs every sequence whole")
     a("--optim", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes' 8-bit AdamW")
     a("--vllm-memory", type=float, help="CUDA: vLLM's gpu_memory_utilization, its share of the GPU while it "
                                          "generates (weights + KV cache; it sleeps while the policy trains)")

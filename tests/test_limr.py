@@ -80,9 +80,11 @@ def test_log_prob_passes_build_no_kv_cache(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     caches = []
     model.get_decoder().register_forward_hook(lambda m, i, out: caches.append(out.past_key_values))
-    ids = torch.randint(0, 300, (2, 9))
-    limr.token_logprobs(model, ids, torch.ones_like(ids), torch.ones_like(ids))
-    assert caches == [None]
+    samples = [{"prompt_ids": [1, 2, 3], "ids": [4, 5, 6]}, {"prompt_ids": [1, 2, 3], "ids": [7, 8]}]
+    for share in (False, True):
+        [rows] = limr.micro_batches(samples, [0, 1], 100, share)
+        limr.token_logprobs(model, limr.collate(samples, rows, 0, "cpu"))
+    assert caches == [None, None]
 
 
 def test_grpo_loss_by_hand():
@@ -111,12 +113,20 @@ def test_loss_gradient_is_the_policy_gradient_on_policy():
     torch.testing.assert_close(logp.grad, torch.tensor([-0.5, 0.5]))  # -A / n_tokens: raise good, lower bad
 
 
-def test_micro_batches_respect_the_token_budget():
-    lengths = [10, 50, 20, 50, 5, 120]
-    groups = limr.micro_batches(lengths, 100)
-    assert sorted(i for g in groups for i in g) == list(range(6))
-    for g in groups:
-        assert len(g) == 1 or len(g) * max(lengths[i] for i in g) <= 100
+def test_micro_batches_respect_the_token_budget_and_share_a_prompt_per_row():
+    lengths = [10, 50, 20, 40, 5, 120]
+    samples = [{"prompt_ids": [7] * 4 if i % 2 else [8] * 6, "ids": [1] * n} for i, n in enumerate(lengths)]
+    for share in (False, True):
+        batches = limr.micro_batches(samples, list(range(6)), 100, share)
+        assert sorted(i for rows in batches for row in rows for i in row) == list(range(6))
+        for rows in batches:
+            longest = max(limr.row_length(samples, row) for row in rows)
+            assert len(rows) == 1 or len(rows) * longest <= 100
+            for row in rows:  # a row holds one prompt; with sharing, as many responses as fit in the budget
+                assert len({tuple(samples[i]["prompt_ids"]) for i in row}) == 1
+                assert len(row) == 1 or limr.row_length(samples, row) <= 100
+    shared = [row for rows in limr.micro_batches(samples, list(range(6)), 100, True) for row in rows]
+    assert sorted(map(sorted, shared)) == [[0, 2, 4], [1, 3], [5]]  # 6 + 10 + 20 + 5; 4 + 50 + 40; 120 alone
 
 
 def test_flags_beat_the_resumed_config_which_beats_the_preset(tmp_path):
@@ -136,17 +146,69 @@ def test_logprobs_match_full_softmax(tiny_model):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     ids = torch.randint(0, 300, (2, 9))
-    attn = torch.ones_like(ids)
-    resp = torch.zeros_like(ids)
-    resp[:, 5:] = 1
+    samples = [{"prompt_ids": row[:5].tolist(), "ids": row[5:].tolist()} for row in ids]
+    batch = limr.collate(samples, [[0], [1]], 0, "cpu")
     for temperature in (1.0, 0.5):  # the distribution sampled from: softmax(logits / T)
-        ours = limr.token_logprobs(model, ids, attn, resp, temperature, chunk=3)
+        ours = limr.token_logprobs(model, batch, temperature, chunk=3)
         logits = model(ids).logits.float() / temperature
         full = torch.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
         torch.testing.assert_close(ours, full[:, 4:].flatten(), atol=1e-5, rtol=1e-5)
 
 
+def group_samples(tok) -> list[dict]:
+    """Three GRPO groups of 4: two prompts of different lengths, the first drawn twice; responses of 3-9 tokens."""
+    gen = torch.Generator().manual_seed(0)
+    prompts = [tok(q, add_special_tokens=False).input_ids for q in ("What is 1 + 2?", "What is 13 + 21? Please reason")]
+    return [{"prompt_ids": p, "ids": torch.randint(0, 300, (3 + 2 * k,), generator=gen).tolist()}
+            for p in (prompts[0], prompts[1], prompts[0]) for k in range(4)]
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_prefix_sharing_gives_the_same_logprobs_and_gradients(tiny_model, tmp_path, checkpointing):
+    """Each prompt once per row, its responses after it under a block mask: the same log-probs (policy and the
+    reference, adapter off) and the same LoRA gradients as whole sequences, to float32 summation order, with a group
+    split over two rows by the budget and a prompt drawn twice in one step."""
+    flags = ["--gradient-checkpointing"] if checkpointing else []
+    args = make_args(tmp_path, tiny_model, "--token-budget", "40", *flags)
+    policy, tok = limr.load_policy(args, tiny_model, "cpu")
+    with torch.no_grad():  # B = 0 at init: move the adapter so its gradients and the reference pass differ
+        for name, p in policy.named_parameters():
+            if "lora_" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    samples, idx = group_samples(tok), list(range(12))
+    shared = [len(row) for rows in limr.micro_batches(samples, idx, 40, True) for row in rows]
+    assert max(shared) > 1 and sum(shared) == 12 and len(shared) > 2  # shared rows; two prompts, one split in two
+    policy.train()
+    out, grads = {}, {}
+    weights = [torch.randn(len(s["ids"])) for s in samples]  # a loss that weighs every token its own way
+    for share in (False, True):
+        args.prefix_sharing = share
+        with policy.disable_adapter():
+            reference = limr.batch_logprobs(policy, samples, idx, args, tok.pad_token_id, "cpu")
+        policy.zero_grad()
+        for rows in limr.micro_batches(samples, idx, args.token_budget, share):
+            logp = limr.token_logprobs(policy, limr.collate(samples, rows, tok.pad_token_id, "cpu"))
+            (logp * torch.cat([weights[i] for row in rows for i in row])).sum().backward()
+        out[share] = (limr.batch_logprobs(policy, samples, idx, args, tok.pad_token_id, "cpu"), reference)
+        grads[share] = {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
+    for a, b in zip(out[False][0] + out[False][1], out[True][0] + out[True][1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(out[True][0], out[True][1]))  # the adapter was on, then off
+    for name, g in grads[False].items():
+        assert (grads[True][name] - g).norm() <= 1e-5 * g.norm(), name
+
+
 # ------------------------------------------------------------------------------------ against a real vLLM
+
+def hf_greedy(model, prompt: list[int], n: int) -> list[int]:
+    """n greedy tokens from a HF model, end tokens included as vLLM's ignore_eos samples them (HF's generate with
+    min_new_tokens forbids the end token instead, so it differed wherever that token was the argmax)."""
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+    return ids[len(prompt):]
+
 
 def test_sync_is_exact(tiny_model, engine, tmp_path):
     from vllm import SamplingParams
@@ -163,11 +225,10 @@ def test_sync_is_exact(tiny_model, engine, tmp_path):
                                                                                      ignore_eos=True), use_tqdm=False)
     differs = 0
     for p, out in zip(prompts, outs):
-        greedy = dict(max_new_tokens=16, do_sample=False, min_new_tokens=16, pad_token_id=tok.pad_token_id)
-        hf = policy.generate(torch.tensor([p]), **greedy)[0, len(p):].tolist()
+        hf = hf_greedy(policy, p, 16)
         assert list(out.outputs[0].token_ids) == hf
         with policy.disable_adapter():
-            differs += policy.generate(torch.tensor([p]), **greedy)[0, len(p):].tolist() != hf
+            differs += hf_greedy(policy, p, 16) != hf
     assert differs  # the update changed what the model says, so equal tokens mean the sync carried it
 
 
@@ -222,9 +283,7 @@ def test_quantised_policy_steps_and_syncs_its_dequantised_weights(tiny_model, en
     outs = engine.generate([{"prompt_token_ids": p} for p in prompts],
                            SamplingParams(temperature=0, max_tokens=12, ignore_eos=True), use_tqdm=False)
     for p, out in zip(prompts, outs):
-        hf = plain.generate(torch.tensor([p]), max_new_tokens=12, min_new_tokens=12, do_sample=False,
-                            pad_token_id=tok.pad_token_id)[0, len(p):].tolist()
-        assert list(out.outputs[0].token_ids) == hf
+        assert list(out.outputs[0].token_ids) == hf_greedy(plain, p, 12)
 
 
 @pytest.mark.parametrize("bits", ["8", "4"])

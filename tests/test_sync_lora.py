@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 from rewards import digit_share
-from test_limr import PROMPTS, make_args
+from test_limr import PROMPTS, hf_greedy, make_args
 
 import limr
 
@@ -42,8 +42,7 @@ def test_lora_sync_generates_what_the_policy_does(tiny_model, lora_engine, tmp_p
     reference = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
     reference.load_state_dict(dict(limr.merged_weights(policy, torch.float32)), strict=False)
     prompts = [r["prompt_ids"] for r in rows[:4]]
-    hf = [reference.generate(torch.tensor([p]), max_new_tokens=12, min_new_tokens=12, do_sample=False,
-                             pad_token_id=tok.pad_token_id)[0, len(p):].tolist() for p in prompts]
+    hf = [hf_greedy(reference, p, 12) for p in prompts]
     if not flags:  # 4/8-bit: the same log-probs to 1e-5 (above), but summing W x and B A x in another order can flip
         assert greedy(lora_engine, prompts, state["lora"]) == hf  # a near-tie of this random model's argmax
     assert json.loads((tmp_path / "vllm_adapter" / "adapter_config.json").read_text())["r"] == args.lora_rank
