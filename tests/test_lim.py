@@ -317,3 +317,87 @@ def test_export_for_verl_and_openrlhf(tmp_path):
     lim.main(["--export", "openrlhf", str(tmp_path / "train.jsonl"), "--prompts", str(SHARED / "limr.json")])
     line = json.loads((tmp_path / "train.jsonl").read_text().splitlines()[0])
     assert line["label"] == first["answer"] and line["prompt"][-1]["content"] == first["prompt"]
+
+
+# ---------------------------------------------------------------- malformed logs, ids of any type
+
+def write_trl_step(folder: Path, rows: list[dict] | None = None, schema=None) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "completions").mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows or [], schema=schema)
+    pq.write_table(table, folder / "completions" / "completions_00001.parquet")
+    return folder
+
+
+TRL_ROW = {"step": 1, "prompt": "prompt a", "completion": "...", "trl_reward": 1.0, "id": "a", "advantage": 0.0}
+
+
+@pytest.mark.parametrize("fmt, name, content, message", [
+    ("limr", "step_000001.jsonl", "[1, 2]\n", "holds no list of records"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": [1]}\n"text"\n',
+     "row 2: not a record but 'text'"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": "1,1"}\n',
+     "row 1: 'rewards' must be a list of rewards, not '1,1'"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": ["1"]}\n',
+     "row 1: 'rewards' must be a number, not '1'"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": "one", "rewards": [1]}\n',
+     "row 1: the epoch must be a whole number >= 0, not 'one'"),
+    ("limr", "step_000001.jsonl", '{"id": ["a"], "prompt": "p", "epoch": 0, "rewards": [1]}\n',
+     r"row 1: an id must be text or a whole number, not \['a'\]"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": {"text": "p"}, "epoch": 0, "rewards": [1]}\n',
+     "row 1: a prompt must be text or chat messages with a user turn"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": [1]\n', "JSONDecodeError"),
+    ("openrlhf", "step_1.json", '{"prompt": "p", "reward": 1}', "holds no list of records"),
+    ("openrlhf", "step_1.json", '[]', "holds no list of records"),
+    ("openrlhf", "step_1.json", '[{"prompt": [{"role": "system", "content": "s"}], "reward": 1}]',
+     "row 1: a prompt must be text or chat messages with a user turn"),
+    ("verl", "1.jsonl", '{"input": "p", "output": "o", "acc": true, "step": 1}\n', "row 1 has no field 'score'"),
+    ("trl", "completions/completions_00001.parquet", "not parquet", "not a valid trl rollout log: .*ArrowInvalid"),
+])
+def test_malformed_logs_are_one_line_errors(tmp_path, fmt, name, content, message):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(data.LimrError, match=message) as e:
+        lim.trajectories(tmp_path, 1, None, fmt)
+    assert "\n" not in str(e.value) and f"not a valid {fmt} rollout log" in str(e.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({}, "holds no list of records"),  # an empty parquet file: the columns, no rows
+    ({"prompt": 5}, "row 1: a prompt must be text or chat messages"),
+    ({"prompt": [{"role": "assistant", "content": "x"}]}, "row 1: a prompt must be text or chat messages"),
+    ({"id": None}, "row 1: an id must be text or a whole number, not None"),
+    ({"trl_reward": "1.0"}, "row 1: 'trl_reward' must be a number, not '1.0'"),
+])
+def test_malformed_trl_logs_are_one_line_errors(tmp_path, change, message):
+    import pyarrow as pa
+
+    rows = [{**TRL_ROW, **change}] if change else None
+    schema = None if change else pa.Table.from_pylist([TRL_ROW]).schema
+    with pytest.raises(data.LimrError, match=message) as e:
+        lim.trajectories(write_trl_step(tmp_path, rows, schema), 1, None, "trl")
+    assert "\n" not in str(e.value)
+
+
+def test_trl_ids_of_any_type_and_ungraded_samples(tmp_path):
+    # integer ids (a user's own log_extra), 5.0 from a pandas column with gaps, and a reward function's None (NaN)
+    rows = [{**TRL_ROW, "id": 5, "trl_reward": 1.0}, {**TRL_ROW, "id": 5, "trl_reward": float("nan")},
+            {**TRL_ROW, "id": 6.0, "trl_reward": -0.5}, {**TRL_ROW, "id": 6.0, "trl_reward": None}]
+    keys, _, acc, _, by = lim.trajectories(write_trl_step(tmp_path, rows[:2]), 1, None, "trl")
+    assert keys == ["5"] and acc.tolist() == [[1.0]] and by == "id"  # the NaN sample is not graded, not wrong
+    keys, _, acc, _, _ = lim.trajectories(write_trl_step(tmp_path / "b", rows[2:]), 1, None, "trl")
+    assert keys == ["6"] and acc.tolist() == [[0.0]]
+
+
+def test_ids_of_prompt_and_scores_files_are_text(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps([{"id": 7, "prompt": "x", "answer": "1"}]))
+    assert data.load_prompts(str(tmp_path / "p.json"))[0]["id"] == "7"
+    (tmp_path / "p.json").write_text(json.dumps([{"id": [7], "prompt": "x", "answer": "1"}]))
+    with pytest.raises(data.LimrError, match=r"row 1: the id must be text or a whole number, not \[7\]"):
+        data.load_prompts(str(tmp_path / "p.json"))
+    (tmp_path / "s.json").write_text(json.dumps([{"id": {"a": 1}, "score": 0.5}]))
+    with pytest.raises(data.LimrError, match="s.json: an id must be text or a whole number"):
+        lim.read_scores(tmp_path / "s.json")
+
