@@ -121,12 +121,12 @@ def random_subset(records: list[dict], size: int, seed: int) -> list[dict]:
     return [r for i, r in enumerate(records) if i in keep]
 
 
-def record_keys(records: list[dict], scores: dict, by: str) -> list:
-    """Each record's key in `scores`: its id, its stripped prompt text (OpenRLHF logs the user's text), or for
-    logs that hold the whole templated prompt (verl, TRL) the logged text that contains it."""
+def record_keys(records: list[dict], scores: dict, by: str) -> list[str]:
+    """Each record's key in `scores`: its id as text, its problem text (OpenRLHF logs the user's text), or for
+    logs that hold the whole templated prompt (verl, TRL's plain format) the logged text that contains it."""
     if by == "id":
-        return [r["id"] for r in records]
-    keys = [r["prompt"].strip() for r in records]
+        return [str(r["id"]) for r in records]
+    keys = [problem_text(r["prompt"]) for r in records]
     missing = {k for k in keys if k not in scores}
     if missing:  # one pass over each logged text, looking up windows as long as the prompts' first 32 characters
         heads: dict[str, list[str]] = {}
@@ -142,15 +142,30 @@ def record_keys(records: list[dict], scores: dict, by: str) -> list:
     return keys
 
 
+def check_matches(records: list[dict], scores: dict, by: str, prompts: str) -> None:
+    """Refuse a selection from a prompt file that shares few problems with the scores: the file the run trained on,
+    or a subset or superset of it, matches in full; the wrong file or a --key naming other ids matches in few."""
+    keys = set(record_keys(records, scores, by))
+    matched = len(keys & scores.keys())
+    if matched < MIN_MATCH * min(len(keys), len(scores)):
+        mine = str(records[0]["id"]) if by == "id" else problem_text(records[0]["prompt"])
+        raise data.LimrError(f"--prompts {prompts}: {matched} of its {len(keys)} problems match the {len(scores)} "
+                             f"scored ones by {by} (the file has {mine[:60]!r}, the log {next(iter(scores))[:60]!r}); "
+                             f"pass the file the run trained on, or --key naming the log field that holds the file's "
+                             f"ids (--key prompt matches by text)")
+
+
 # ------------------------------------------------------------------------------------------ reading the runs
-# Each format's step files, and per file (key, prompt, epoch or None, correct per sample). A sample is correct
+# Each format's step files, and per file (key, problem text, epoch or None, correct per sample). A sample is correct
 # when its --correct field equals 1 (upstream counts reward == 1, not the mean reward).
-FORMATS = {  # name -> (step file pattern, default key field, default correct field)
-    "limr": (re.compile(r"^step_(\d+)\.jsonl(\.gz)?$"), "id", "rewards"),
-    "openrlhf": (re.compile(r"^step_(\d+)\.json$"), "prompt", "reward"),
-    "verl": (re.compile(r"^(\d+)\.jsonl$"), "id", "score"),  # verl/trainer/ppo/ray_trainer.py, _dump_generations
-    "trl": (re.compile(r"^completions_(\d+)\.parquet$"), "id", None),  # trl/trainer/grpo_trainer.py, log()
+FORMATS = {  # name -> (step file pattern, prompt field, default key field, default correct field)
+    "limr": (re.compile(r"^step_(\d+)\.jsonl(\.gz)?$"), "prompt", "id", "rewards"),
+    "openrlhf": (re.compile(r"^step_(\d+)\.json$"), "prompt", "prompt", "reward"),
+    "verl": (re.compile(r"^(\d+)\.jsonl$"), "input", "id", "score"),  # verl/trainer/ppo/ray_trainer.py
+    "trl": (re.compile(r"^completions_(\d+)\.parquet$"), "prompt", "id", None),  # trl/trainer/grpo_trainer.py, log()
 }
+TRL_COLUMNS = ("step", "prompt", "completion", "advantage")  # then one column per reward function, log_extra's
+MIN_MATCH = 0.5  # a selection where fewer of the problems match between log and prompt file is refused
 
 
 def step_files(rollouts: Path, fmt: str | None) -> tuple[str, list[tuple[int, Path]]]:
@@ -160,7 +175,7 @@ def step_files(rollouts: Path, fmt: str | None) -> tuple[str, list[tuple[int, Pa
     if (rollouts / "completions").is_dir():  # TRL writes <output_dir>/completions/
         rollouts = rollouts / "completions"
     found = {name: sorted((int(m[1]), p) for p in rollouts.iterdir() if (m := pattern.match(p.name)) and int(m[1]))
-             for name, (pattern, _, _) in FORMATS.items() if fmt in (None, name)}
+             for name, (pattern, *_) in FORMATS.items() if fmt in (None, name)}
     present = [name for name, files in found.items() if files]
     if not present:
         raise data.LimrError(f"--rollouts {rollouts}: no step_N.jsonl (limr.py), step_N.json (OpenRLHF), N.jsonl "
@@ -182,21 +197,72 @@ def read_rows_of(fmt: str, path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def read_step(fmt: str, path: Path, key: str, correct: str | None) -> list[tuple[str, str, int | None, list]]:
-    """(key, prompt, epoch or None, correct per sample) for each problem in one step file."""
+def problem_text(prompt) -> str:
+    """The text that names a problem: a prompt stripped, or of a conversation (TRL's chat format, a chat prompt file)
+    its last user turn, the question as a prompt file holds it, without the system prompt or examples before it."""
+    text = prompt
+    if isinstance(prompt, list) and all(isinstance(m, dict) for m in prompt):
+        text = next((m.get("content") for m in reversed(prompt) if m.get("role") == "user"), None)
+        if isinstance(text, list):  # TRL's multimodal content: a list of blocks, some of them text
+            text = "".join(b.get("text") or "" for b in text if isinstance(b, dict))
+    if not isinstance(text, str):
+        raise data.LimrError(f"a prompt must be text or chat messages with a user turn, not {str(prompt)[:80]!r}")
+    return text.strip()
+
+
+def as_id(value) -> str:
+    """An id as text however a file holds it (5, "5", 5.0 from a pandas column with gaps): all files' ids compare."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise data.LimrError(f"an id must be text or a whole number, not {value!r}")
+    return str(value)
+
+
+def is_right(value, field: str) -> bool | None:
+    """Right: the --correct value is 1; None or NaN (TRL's log of a reward function's None) is not graded."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if not isinstance(value, int | float):
+        raise data.LimrError(f"{field!r} must be a number, not {value!r}")
+    return value == 1
+
+
+def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tuple[str, str, list[tuple]]:
+    """One step file: (key field, correct field, [(key, problem text, epoch or None, correct per sample)]). A field
+    not given is resolved from the first row (the key: the format's id field if logged, else the prompt, the problem
+    is its text; TRL's correct field: the first reward column). A malformed file is one line naming the row."""
+    text, default_key, default_correct = FORMATS[fmt][1:]
+    bad = f"{path}: not a valid {fmt} rollout log: "
     try:
         rows = read_rows_of(fmt, path)
-        if fmt == "limr":
-            return [(r[key], r["prompt"], r.get("epoch"), [x == 1 for x in r[correct]]) for r in rows]
-        text = {"openrlhf": "prompt", "verl": "input", "trl": "prompt"}[fmt]
-        correct = correct or next(c for c in rows[0] if c not in ("step", "prompt", "completion", "advantage"))
-        grouped: dict = {}
-        for r in rows:
-            k = r[key] if key in r else r[text].strip()  # no id logged: the problem is its prompt text
-            grouped.setdefault(k, (r[text].strip(), []))[1].append(r[correct] == 1)
-        return [(k, prompt, None, c) for k, (prompt, c) in grouped.items()]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError, StopIteration, IndexError) as e:
-        raise data.LimrError(f"{path}: not a valid {fmt} rollout log ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or UTF-8, not a parquet file (pyarrow's ArrowInvalid)
+        raise data.LimrError(f"{bad}({type(e).__name__}: {e})") from None
+    if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+        raise data.LimrError(f"{bad}it holds no list of records")
+    key = key or (default_key if default_key in rows[0] else text)
+    correct = correct or default_correct or next((c for c in rows[0] if c not in TRL_COLUMNS), "a reward column")
+    grouped: dict = {}
+    for n, r in enumerate(rows, 1):
+        try:
+            if not isinstance(r, dict):
+                raise data.LimrError(f"not a record but {str(r)[:60]!r}")
+            prompt = problem_text(r[text])
+            k = prompt if key == text else as_id(r[key])
+            graded = r[correct] if fmt == "limr" else [r[correct]]
+            if not isinstance(graded, list):
+                raise data.LimrError(f"{correct!r} must be a list of rewards, not {graded!r}")
+            epoch = r.get("epoch") if fmt == "limr" else None
+            if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
+                raise data.LimrError(f"the epoch must be a whole number >= 0, not {epoch!r}")
+            right = [x for x in (is_right(v, correct) for v in graded) if x is not None]
+            grouped.setdefault((k, epoch), (prompt, []))[1].extend(right)
+        except KeyError as e:
+            raise data.LimrError(f"{bad}row {n} has no field {e} (it has {', '.join(map(str, r))}; --key and "
+                                 f"--correct name the fields to read)") from None
+        except data.LimrError as e:
+            raise data.LimrError(f"{bad}row {n}: {e}") from None
+    return key, correct, [(k, prompt, epoch, right) for (k, epoch), (prompt, right) in grouped.items()]
 
 
 def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | None, fmt: str | None = None,
@@ -204,7 +270,6 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
     """Per-problem accuracy each epoch: (keys, prompts, acc[N, K] with NaN where a problem was not sampled,
     format, and whether problems are keyed by 'id' or by 'prompt' text)."""
     fmt, files = step_files(rollouts, fmt)
-    key, correct = key or FORMATS[fmt][1], correct or FORMATS[fmt][2]
     steps_per_epoch = steps_per_epoch or (UPSTREAM_STEPS_PER_EPOCH if fmt == "openrlhf" else None)
     if fmt in ("verl", "trl") and not steps_per_epoch:
         raise data.LimrError(f"--format {fmt}: pass --steps-per-epoch (its logs record no epoch; verl: "
@@ -212,7 +277,8 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
     counts: dict[str, dict[int, list[int]]] = {}  # key -> epoch -> [correct, sampled]
     prompts: dict[str, str] = {}
     for n, (step, path) in enumerate(files):
-        for k_, prompt, epoch, right in read_step(fmt, path, key, correct):
+        key, correct, problems = read_step(fmt, path, key, correct)  # later files read the first one's fields
+        for k_, prompt, epoch, right in problems:
             k = (step - 1) // steps_per_epoch if steps_per_epoch else epoch if epoch is not None else n
             if max_epochs is not None and k >= max_epochs:
                 continue
@@ -227,7 +293,7 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
     for i, c in enumerate(counts.values()):
         for k, (right, sampled) in c.items():
             acc[i, k] = right / sampled if sampled else np.nan
-    by = "id" if fmt == "limr" or any(k != prompts[k] for k in counts) else "prompt"
+    by = "prompt" if key == FORMATS[fmt][1] else "id"
     return list(counts), list(prompts.values()), acc, fmt, by
 
 
@@ -250,7 +316,10 @@ def read_scores(path: Path) -> tuple[dict[str, float], str]:
         if isinstance(row["score"], bool) or not isinstance(row["score"], int | float):
             raise data.LimrError(f"{path}: row {n}: the score must be a number, not {row['score']!r}")
     by = "id" if all("id" in r for r in rows) else "prompt"
-    return {(r["id"] if by == "id" else r["prompt"].strip()): float(r["score"]) for r in rows}, by
+    try:
+        return {(as_id(r["id"]) if by == "id" else problem_text(r["prompt"])): float(r["score"]) for r in rows}, by
+    except data.LimrError as e:
+        raise data.LimrError(f"{path}: {e}") from None
 
 
 # ------------------------------------------------------------------------------------ back to the engines
@@ -383,10 +452,11 @@ def main(argv: list[str] | None = None) -> dict:
         run = run_scores(args, rollouts)
         by, records = run["by"], prompt_records(args.prompts, rollouts)
         if by == "id":  # the prompt file's text, not the engine's templated copy, in the scores file
-            text = {r["id"]: r["prompt"] for r in records}
+            text = {str(r["id"]): problem_text(r["prompt"]) for r in records}
             run["prompts"] = [text.get(k, p) for k, p in zip(run["keys"], run["prompts"])]
         out = args.out or rollouts.parent / "lim" / f"{args.method}.json"
         lim = dict(zip(run["keys"], run["scores"]["lim"].tolist()))
+    check_matches(records, lim, by, args.prompts or "(the run's)")
     lim_size = len(select(records, lim, THETA, by))
     if args.compare_methods:
         return compare_methods(args, run, records, lim_size, out.parent)
@@ -415,9 +485,10 @@ def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s:
         print(f"lim.py: {summary['note']}", file=sys.stderr)
     if "r" in run:
         scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
-        data.write_atomic(scores_out, json.dumps([{"id": k, "prompt": p, "score": round(float(x), 6) if np.isfinite(x)
-                                                   else None} for k, p, x in zip(run["keys"], run["prompts"], s)],
-                                                 indent=0))  # None: outside the band, never selected
+        named = [{"id": k, "prompt": p} if run["by"] == "id" else {"prompt": k}  # by text: upstream's {prompt,
+                 for k, p in zip(run["keys"], run["prompts"])]  # score}, which --scores reads back by text, not as ids
+        data.write_atomic(scores_out, json.dumps([{**n, "score": round(float(x), 6) if np.isfinite(x) else None}
+                                                  for n, x in zip(named, s)], indent=0))  # None: out of the band
     if "r" in run and not args.no_plots and chosen:
         cut = summary["threshold"] if summary["threshold"] is not None else float(np.sort(finite)[-len(chosen)])
         summary["figures"] = [str(figures.lim_trajectories(run["r"], run["scores"]["lim"], run["r_avg"],

@@ -140,9 +140,12 @@ def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
     for n, row in enumerate(rows):
         row.setdefault("source", Path(name_or_path).stem)
         row.setdefault("id", f"{Path(name_or_path).stem}-{n}")
-        if str(row["id"]) in first:
-            raise LimrError(f"{name_or_path}: rows {first[str(row['id'])]} and {n + 1} share the id {row['id']!r}")
-        first[str(row["id"])] = n + 1
+        if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
+            raise LimrError(f"{name_or_path}: row {n + 1}: the id must be text or a whole number, not {row['id']!r}")
+        row["id"] = str(row["id"])  # as text, as every log holds it (TRL's log_extra, verl's dump): 5 matches "5"
+        if row["id"] in first:
+            raise LimrError(f"{name_or_path}: rows {first[row['id']]} and {n + 1} share the id {row['id']!r}")
+        first[row["id"]] = n + 1
     return check_fields(rows, name_or_path, ("id", "prompt", "answer", "source"), strict)
 
 

@@ -340,3 +340,176 @@ def test_export_for_verl_and_openrlhf(tmp_path):
     lim.main(["--export", "openrlhf", str(tmp_path / "train.jsonl"), "--prompts", str(SHARED / "limr.json")])
     line = json.loads((tmp_path / "train.jsonl").read_text().splitlines()[0])
     assert line["label"] == first["answer"] and line["prompt"][-1]["content"] == first["prompt"]
+
+
+# ---------------------------------------------------------------- malformed logs, ids of any type
+
+def write_trl_step(folder: Path, rows: list[dict] | None = None, schema=None) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (folder / "completions").mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(rows or [], schema=schema)
+    pq.write_table(table, folder / "completions" / "completions_00001.parquet")
+    return folder
+
+
+TRL_ROW = {"step": 1, "prompt": "prompt a", "completion": "...", "trl_reward": 1.0, "id": "a", "advantage": 0.0}
+
+
+@pytest.mark.parametrize("fmt, name, content, message", [
+    ("limr", "step_000001.jsonl", "[1, 2]\n", "holds no list of records"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": [1]}\n"text"\n',
+     "row 2: not a record but 'text'"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": "1,1"}\n',
+     "row 1: 'rewards' must be a list of rewards, not '1,1'"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": ["1"]}\n',
+     "row 1: 'rewards' must be a number, not '1'"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": "one", "rewards": [1]}\n',
+     "row 1: the epoch must be a whole number >= 0, not 'one'"),
+    ("limr", "step_000001.jsonl", '{"id": ["a"], "prompt": "p", "epoch": 0, "rewards": [1]}\n',
+     r"row 1: an id must be text or a whole number, not \['a'\]"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": {"text": "p"}, "epoch": 0, "rewards": [1]}\n',
+     "row 1: a prompt must be text or chat messages with a user turn"),
+    ("limr", "step_000001.jsonl", '{"id": "a", "prompt": "p", "epoch": 0, "rewards": [1]\n', "JSONDecodeError"),
+    ("openrlhf", "step_1.json", '{"prompt": "p", "reward": 1}', "holds no list of records"),
+    ("openrlhf", "step_1.json", '[]', "holds no list of records"),
+    ("openrlhf", "step_1.json", '[{"prompt": [{"role": "system", "content": "s"}], "reward": 1}]',
+     "row 1: a prompt must be text or chat messages with a user turn"),
+    ("verl", "1.jsonl", '{"input": "p", "output": "o", "acc": true, "step": 1}\n', "row 1 has no field 'score'"),
+    ("trl", "completions/completions_00001.parquet", "not parquet", "not a valid trl rollout log: .*ArrowInvalid"),
+])
+def test_malformed_logs_are_one_line_errors(tmp_path, fmt, name, content, message):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(content)
+    with pytest.raises(data.LimrError, match=message) as e:
+        lim.trajectories(tmp_path, 1, None, fmt)
+    assert "\n" not in str(e.value) and f"not a valid {fmt} rollout log" in str(e.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({}, "holds no list of records"),  # an empty parquet file: the columns, no rows
+    ({"prompt": 5}, "row 1: a prompt must be text or chat messages"),
+    ({"prompt": [{"role": "assistant", "content": "x"}]}, "row 1: a prompt must be text or chat messages"),
+    ({"id": None}, "row 1: an id must be text or a whole number, not None"),
+    ({"trl_reward": "1.0"}, "row 1: 'trl_reward' must be a number, not '1.0'"),
+])
+def test_malformed_trl_logs_are_one_line_errors(tmp_path, change, message):
+    import pyarrow as pa
+
+    rows = [{**TRL_ROW, **change}] if change else None
+    schema = None if change else pa.Table.from_pylist([TRL_ROW]).schema
+    with pytest.raises(data.LimrError, match=message) as e:
+        lim.trajectories(write_trl_step(tmp_path, rows, schema), 1, None, "trl")
+    assert "\n" not in str(e.value)
+
+
+def test_trl_ids_of_any_type_and_ungraded_samples(tmp_path):
+    # integer ids (a user's own log_extra), 5.0 from a pandas column with gaps, and a reward function's None (NaN)
+    rows = [{**TRL_ROW, "id": 5, "trl_reward": 1.0}, {**TRL_ROW, "id": 5, "trl_reward": float("nan")},
+            {**TRL_ROW, "id": 6.0, "trl_reward": -0.5}, {**TRL_ROW, "id": 6.0, "trl_reward": None}]
+    keys, _, acc, _, by = lim.trajectories(write_trl_step(tmp_path, rows[:2]), 1, None, "trl")
+    assert keys == ["5"] and acc.tolist() == [[1.0]] and by == "id"  # the NaN sample is not graded, not wrong
+    keys, _, acc, _, _ = lim.trajectories(write_trl_step(tmp_path / "b", rows[2:]), 1, None, "trl")
+    assert keys == ["6"] and acc.tolist() == [[0.0]]
+
+
+def test_ids_of_prompt_and_scores_files_are_text(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps([{"id": 7, "prompt": "x", "answer": "1"}]))
+    assert data.load_prompts(str(tmp_path / "p.json"))[0]["id"] == "7"
+    (tmp_path / "p.json").write_text(json.dumps([{"id": [7], "prompt": "x", "answer": "1"}]))
+    with pytest.raises(data.LimrError, match=r"row 1: the id must be text or a whole number, not \[7\]"):
+        data.load_prompts(str(tmp_path / "p.json"))
+    (tmp_path / "s.json").write_text(json.dumps([{"id": {"a": 1}, "score": 0.5}]))
+    with pytest.raises(data.LimrError, match="s.json: an id must be text or a whole number"):
+        lim.read_scores(tmp_path / "s.json")
+
+
+# ------------------------------------------------------------------- logs the engines wrote (tests/fixtures/)
+# benchmarks/engine_fixtures.py: real TRL 1.16 runs of the demo model (plain and chat prompts) and verl 0.9's reward
+# manager and dump writer on the chat run's samples; engines.json holds each run's prompt file and configuration.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ENGINES = json.loads((FIXTURES / "engines.json").read_text())
+
+
+def prompt_file(tmp_path: Path, run: str) -> Path:
+    (path := tmp_path / f"{run}.json").write_text(json.dumps(ENGINES["prompt_files"][run]))
+    return path
+
+
+def ours_from_trl(run: str, folder: Path) -> None:
+    """Our own rollout log (limr.log_rollouts' layout) of a TRL run's trajectories, read with pyarrow alone."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    text = {str(r["id"]): r["prompt"] for r in ENGINES["prompt_files"][run]}
+    folder.mkdir(parents=True)
+    for path in sorted((FIXTURES / run / "completions").glob("completions_*.parquet")):
+        rewards: dict[str, list[float]] = {}
+        for row in pq.read_table(path).to_pylist():
+            rewards.setdefault(row["id"], []).append(row["trl_reward"])
+        step = int(path.stem.split("_")[1])
+        lines = [json.dumps({"step": step, "epoch": (step - 1) // ENGINES["steps_per_epoch"], "id": i,
+                             "prompt": text[i], "answer": "", "rewards": x}) for i, x in rewards.items()]
+        (folder / f"step_{step:06d}.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+def select_from(rollouts: Path, prompts: Path, out: Path, *flags: str) -> list:
+    lim.main(["--rollouts", str(rollouts), "--prompts", str(prompts), "--threshold", "0.4", "--out", str(out),
+              "--no-plots", *flags])
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("run", ["trl_plain", "trl_chat"])
+def test_a_real_trl_run_selects_as_our_own_log_of_it(tmp_path, run):
+    prompts, trl = prompt_file(tmp_path, run), ["--format", "trl", "--steps-per-epoch", str(ENGINES["steps_per_epoch"])]
+    ours_from_trl(run, tmp_path / "ours")
+    ours = select_from(tmp_path / "ours", prompts, tmp_path / "ours.json")
+    assert 0 < len(ours) < ENGINES["prompts"]  # a selection that could differ
+    assert select_from(FIXTURES / run, prompts, tmp_path / "trl.json", *trl) == ours
+    assert (tmp_path / "trl_scores.json").read_text() == (tmp_path / "ours_scores.json").read_text()
+    # the key read as the problem's text: TRL's templated text (plain), the last user turn (chat)
+    assert select_from(FIXTURES / run, prompts, tmp_path / "text.json", *trl, "--key", "prompt") == ours
+    lim.main(["--scores", str(tmp_path / "text_scores.json"), "--prompts", str(prompts), "--threshold", "0.4",
+              "--out", str(tmp_path / "again.json")])  # its scores file, keyed by text, read back
+    assert json.loads((tmp_path / "again.json").read_text()) == ours
+    if run == "trl_chat":  # a user's prompt file with integer ids; TRL logs them as text (reward.trl_reward)
+        assert all(isinstance(r["id"], int) for r in json.loads(prompts.read_text()))
+        assert [r["id"] for r in ours] == [str(r["id"]) for r in ours]
+
+
+def test_verls_dump_of_the_chat_runs_samples_selects_as_trl(tmp_path):
+    prompts, spe = prompt_file(tmp_path, "trl_chat"), str(ENGINES["steps_per_epoch"])
+    trl = select_from(FIXTURES / "trl_chat", prompts, tmp_path / "trl.json", "--steps-per-epoch", spe)
+    assert select_from(FIXTURES / "verl", prompts, tmp_path / "verl.json", "--steps-per-epoch", spe) == trl
+    assert (tmp_path / "trl_scores.json").read_text() == (tmp_path / "verl_scores.json").read_text()
+
+
+def test_keys_that_match_few_problems_are_refused_in_one_line(tmp_path):
+    spe = str(ENGINES["steps_per_epoch"])
+    with pytest.raises(data.LimrError, match=r"--prompts toy: 0 of its 64 problems match the 8 scored ones by id "
+                                             r"\(the file has 'toy-train-0', the log '4'\).*--key"):
+        select_from(FIXTURES / "trl_chat", "toy", tmp_path / "x.json", "--steps-per-epoch", spe)
+    select_from(FIXTURES / "trl_chat", "toy", tmp_path / "x.json", "--steps-per-epoch", spe, "--key", "prompt")
+    half = ENGINES["prompt_files"]["trl_chat"][:3] + [{**r, "id": f"other-{r['id']}"}
+                                                       for r in ENGINES["prompt_files"]["trl_chat"][3:]]
+    (tmp_path / "half.json").write_text(json.dumps(half))  # 3 of 8 match: a mixed-up file, not a subset
+    with pytest.raises(data.LimrError, match="3 of its 8 problems match"):
+        select_from(FIXTURES / "trl_chat", tmp_path / "half.json", tmp_path / "x.json", "--steps-per-epoch", spe)
+    with pytest.raises(data.LimrError, match=r"row 1 has no field 'uid' \(it has step, prompt, completion, "
+                                             r"trl_reward, id, advantage; --key"):
+        select_from(FIXTURES / "trl_chat", "toy", tmp_path / "x.json", "--steps-per-epoch", spe, "--key", "uid")
+    (tmp_path / "scores.json").write_text(json.dumps([{"id": 1, "score": 0.9}, {"id": 2, "score": 0.1}]))
+    with pytest.raises(data.LimrError, match="0 of its 64 problems match the 2 scored"):
+        lim.main(["--scores", str(tmp_path / "scores.json"), "--prompts", "toy", "--out", str(tmp_path / "x.json")])
+
+
+def test_the_cli_says_one_line_where_it_crashed_on_a_chat_log(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "lim.py", "--rollouts", str(FIXTURES / "trl_chat"), "--format", "trl",
+                           "--steps-per-epoch", "2", "--key", "id", "--prompts", "toy", "--out",
+                           str(tmp_path / "x.json")], capture_output=True, text=True, cwd=Path(lim.__file__).parent)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and proc.stderr.startswith("lim.py: --prompts toy")
