@@ -144,10 +144,28 @@ _BASE = re.compile(r"(?<![\w\\])(\d+)_\{?(\d+)\}?")  # a number in base b: 1011_
 _EQ = re.compile(r"(?<![<>!\\])=")
 _NAME = re.compile(r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\([a-z]\))?")  # x, y_1, \theta, f'(x)
 _TEXT = re.compile(r"\\(?:text\w*|mbox|math(?:rm|bf|cal|it))\s*\{([^{}]*)\}")
-_UNIT_WORD = r"(?:[a-zA-Z]{3,}|cm|mm|km|ft|in|kg|lb|oz|hr|yd|mi)"  # 1-2 letters is a variable (MARIO: 10m is not 10)
-_UNIT = re.compile(rf"(.+?)\s*(?:\\(?:text\w*|mbox|mathrm)\s*\{{\s*([a-zA-Z][a-zA-Z .]*)\}}|\s({_UNIT_WORD}(?: "
-                   rf"{_UNIT_WORD})*))(\^\{{?[23]\}}?)?")
-_NOT_UNIT = re.compile(r"\b(?:and|or|not|no|than|more|less|least|most|to|plus|minus|times)\b")  # `3 \text{ or more}`
+# a number, then a unit: in \text{}, bare (2+ letters: `10 m` is 10 times m, as MARIO's 10m), or ^\circ; then ^2
+_UNIT = re.compile(r"(.+?)\s*(?:\\(?:text\w*|mbox|mathrm)\s*\{\s*([a-zA-Z][a-zA-Z .]*)\}|\s([a-zA-Z]{2,}(?: [a-zA-Z]"
+                   r"{2,})*)|\^(\\circ))(?:\^\{?([23])\}?)?")
+_CURRENCY = re.compile(r"(-?)(\\\$|[€£¥])\s*([^$]+)|([^$]+?)\s*([€£¥])")  # \$5, -\$0.50, 5€
+# Units are an allow-list (DESIGN.md): a word after a number is dropped only if it is one of these, singular or
+# plural, or the other side says the same word. Any other word (3 hundred, 5 dozen, 3 squared, 3 is incorrect)
+# stays, and math-verify, which reads it as a symbol, rejects the pair. First word of a group: the name compared.
+_UNIT_NAMES = {w: group.split()[0] for group in """mm millimeter millimetre; cm centimeter centimetre; m meter metre;
+    km kilometer kilometre; in inch; ft foot feet; yd yard; mi mile; acre; ha hectare; ml milliliter millilitre;
+    l liter litre; gal gallon; qt quart; pt pint; cup; cc; mg milligram; g gram gm; kg kilogram; lb pound lbs;
+    oz ounce; ton tonne; s second sec; min minute; h hour hr hrs; day; week wk; month; yr year yrs; am; pm;
+    \\$ dollar usd; cent; € euro eur; £ gbp; ¥ yen; deg degree \\circ; rad radian; mi/h mph; km/h kph kmh; unit;
+    person people; child children; man men; woman women; vertex vertices""".split(";") for w in group.split()}
+_UNIT_NAMES.update((w, w) for w in """way integer value number digit divisor factor multiple prime solution root term
+    element subset sequence combination arrangement permutation outcome possibility path route diagonal side edge
+    face triangle rectangle circle line segment point handshake game match student boy girl member player friend
+    dog cat apple orange marble cookie candy book page card coin penny nickel dime ball pencil chair tile car tree
+    meal sandwich outfit flavor question problem step move trip word letter palindrome zero polynomial fraction
+    item canoe cell list block setting subcommittee sum pattern kind plate dap bah wallop knick
+    """.split())  # counted nouns: MATH's golds and its `How many ...?` (README)
+_UNIT_SKIP = {"distinct", "different", "right", "positive", "possible"}  # 7 distinct integers, 14 right triangles
+_LENGTHS = {"mm", "cm", "m", "km", "in", "ft", "yd", "mi", "unit"}  # what `square` and `cubic` may precede
 _CHOICE = re.compile(r"\(([A-E])\)\s*([^=<>]*)|([A-E])(?:\s+(\w[^=<>]*))?")  # (D) Alina, C Cecile; not `D = (0,1)`
 _INTERVAL = re.compile(r"\\infty|\[|\]|\\cup|\\in(?![a-zA-Z])")  # a gold that is surely a set; (1,2) may be a point
 
@@ -166,7 +184,6 @@ def _clean(s: str) -> str:
     s = _SPACE.sub(" ", _PERCENT.sub(r"\\%", s)).strip()  # percent words -> \%, as math-verify's normaliser does
     if m := re.fullmatch(r"\$+([^$]*)\$+", s):
         s = m[1].strip()
-    s = re.sub(r"^(-?)(?:\\\$|[€£¥])\s*|\s*[€£¥]$", r"\1", s)  # currency: \$10 is 10
     s = re.sub(r"\s*(?:(?<!\.)\.|,|;|\\+)$", "", s)  # a trailing period or comma (newer Math-Verify), `185\` (NeMo)
     if (m := _MIXED.fullmatch(s)) and int(m[3]) < int(m[4]):  # 11 6/6 is not a mixed number (Math-Verify)
         s = f"{m[1]}\\frac{{{int(m[2]) * int(m[4]) + int(m[3])}}}{{{m[4]}}}{m[5] or ''}"
@@ -291,13 +308,36 @@ def _value(s: str) -> tuple[str, str]:
 
 
 def _units(s: str) -> tuple[str, str]:
-    """`10 \\text{ cm}^2`, `10 square units`, `\\text{3 apples}` -> (number, unit); no unit -> (s, '')."""
+    """`10 \\text{ cm}^2`, `10 square units`, `\\text{3 apples}`, `\\$5`, `30^\\circ` -> (number, unit's name);
+    no unit -> (s, '')."""
     if (m := _TEXT.fullmatch(s)) and m[1].strip()[:1].isdigit():
         s = m[1].strip()
-    m = _UNIT.fullmatch(s)  # units follow a number, 2\pi or \frac{}{}: no letters outside commands
-    if not m or re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", m[1])) or _NOT_UNIT.search(m[2] or m[3]):
+    if m := _CURRENCY.fullmatch(s):
+        number, unit = (m[1] + m[3], _unit_name(m[2])) if m[2] else (m[4], _unit_name(m[5]))
+    elif m := _UNIT.fullmatch(s):
+        number, unit = m[1], _unit_name(m[2] or m[3] or m[4]) + (f"^{m[5]}" if m[5] else "")
+    else:
         return s, ""
-    return m[1], re.sub(r"[^a-z0-9]", "", (m[2] or m[3]).lower() + (m[4] or "")).removesuffix("s")
+    if re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", number)):  # units follow a number, 2\pi or \frac{}{}
+        return s, ""
+    return number, unit
+
+
+def _unit_name(words: str) -> str:
+    """`square centimeters` -> `cm^2`, `miles per hour` -> `mi/h`, `distinct integers` -> `integer`. A word off the
+    allow-list keeps its spelling after a `?`: it may be dropped only where the other side says the same."""
+    name, power = "", ""
+    for w in words.lower().replace(".", "").split():
+        if w in ("square", "sq", "cubic", "cu"):
+            power = "^2" if w[0] == "s" else "^3"
+        elif w == "per":
+            name += "/"
+        elif w not in _UNIT_SKIP:
+            forms = (w, w.removesuffix("s"), w.removesuffix("es"), w.removesuffix("ies") + "y") if len(w) > 3 else (w,)
+            unit = next((_UNIT_NAMES[f] for f in forms if f in _UNIT_NAMES), "?" + w)
+            name += (unit if unit in _LENGTHS or not power else "?" + w) + power  # square feet, not square roots
+            power = ""
+    return name if name and not power and not name.endswith("/") else name + "?"  # `3 square`, `3 per`, `3 right`
 
 
 def _choice(s: str) -> str | None:
@@ -317,8 +357,8 @@ def is_equivalent(pred: str, gold: str) -> bool:
     (pn, pv), (gn, gv) = _value(p), _value(g)
     names = sorted(re.sub(r"^[a-zA-Z]\(x\)$", "f(x)", n) for n in (pn, gn))  # y = 2x+3 answers f(x) = 2x+3 ...
     p2, g2 = (pv, gv) if not (pn and gn) or pn == gn or names == ["f(x)", "y"] else (p, g)  # ... x = 3 not y = 3
-    (p2, pu), (g2, gu) = _units(p2), _units(g2)
-    if (p2, g2) != (p, g) and (not pu or not gu or pu == gu) and _same(p2, g2):  # 5 cm is not 5 m
+    (p2, pu), (g2, gu) = _units(p2), _units(g2)  # a unit on one side must be on the list; on both, the same
+    if (p2, g2) != (p, g) and (pu == gu or "?" not in pu + gu and not (pu and gu)) and _same(p2, g2):
         return True
     letter = _choice(g)  # choice letters are case-sensitive: b is no answer to (B)
     return letter is not None and _choice(p) == letter

@@ -162,6 +162,32 @@ EQUIVALENCE = {
         ("\\text{3 apples}", "3", True), ("15\\mbox{ cm}^2", "15", True), ("10", "10cm", False),
         ("10", "10m", False), ("10cm", "10", False), ("12\\text{ inches}", "12 \\text{ feet}", False),
         ("\\pi r^2", "\\pi r^2 h", False), ("4", "4ab", False), ("3 \\text{ or more}", "3", False),
+        ("10 \\text{ cm}", "10\\text{ centimeters}", True), ("12 \\text{ sq units}", "12\\text{ square units}", True),
+        ("60 \\text{ mph}", "60\\text{ miles per hour}", True), ("45 \\text{ degrees}", "45^\\circ", True),
+        ("5 \\text{ dollars}", "\\$5", True), ("5 \\text{ dozen}", "5\\text{ dozen}", True),  # the same word
+    ],
+    # issue #23: units are an allow-list (DESIGN.md); a counted noun from the README's list is one too
+    "counted nouns": [
+        ("5 \\text{ apples}", "5", True), ("3 \\text{ students}", "3", True), ("1 \\text{ student}", "1", True),
+        ("2 \\text{ people}", "2", True), ("6 \\text{ candies}", "6", True),
+        ("14", "14 \\text{ right triangles}", True), ("7", "7 \\text{ distinct integers}", True),
+        ("4 \\text{ vertices}", "4", True), ("16 daps", "16", True),
+    ],
+    "words that change the value": [
+        ("3 hundred", "3", False), ("5 \\text{ dozen}", "5", False), ("7 \\text{ tenths}", "7", False),
+        ("1 \\text{ half}", "1", False), ("5 \\text{ pairs}", "5", False), ("3 \\text{ squared}", "3", False),
+        ("10 \\text{ factorial}", "10", False), ("16 \\text{ square root}", "16", False),
+        ("2 \\text{ times}", "2", False), ("3", "3\\text{ hundred}", False), ("17", "17\\text{ any text}", False),
+    ],
+    "words that deny or hedge": [
+        ("3 \\text{ is incorrect}", "3", False), ("3 \\text{ maybe four}", "3", False),
+        ("3 \\text{ or } 4", "3", False), ("\\text{approximately } 3", "3", False), ("3 \\text{ probably}", "3", False),
+        ("\\text{3 is wrong}", "3", False),
+    ],
+    "mismatched units": [
+        ("3 \\text{ radians}", "3^\\circ", False), ("3^\\circ", "3\\text{ radians}", False),
+        ("10 \\text{ cm}", "10\\text{ m}", False), ("5 \\text{ cents}", "\\$5", False),
+        ("6 \\text{ square feet}", "6\\text{ feet}", False), ("100 \\text{ cm}", "1\\text{ m}", False),
     ],
     # hendrycks/math test_dollars; Math-Verify tests/test_all.py (currency)
     "money": [("\\$5", "5", True), ("\\$1,\\!200", "1200", True), ("\\$18.90", "18.9", True),
@@ -242,6 +268,25 @@ def test_known_misses_are_still_rejected():
     """Equal pairs we cannot see yet (clock times, degrees inside sin, ...). If one starts passing, drop its flag."""
     misses = [r for r in _cases() if r.get("miss")]
     assert misses and not [r["pred"] for r in misses if is_equivalent(r["pred"], r["gold"])]
+
+
+@pytest.mark.parametrize("word", sorted(w for w in reward_module._UNIT_NAMES if w.isalpha()))
+def test_every_listed_unit_and_counted_noun_is_dropped(word):
+    """The allow-list, each entry as written and, where it has one, in a plural: `5 \\text{ apples}` is 5."""
+    assert is_equivalent(f"5 \\text{{ {word}}}", "5")
+    if len(word) > 2 and not word.endswith("s"):
+        assert is_equivalent(f"5 \\text{{ {word}s}}", "5")  # and -es, -ies: inches, candies (above)
+
+
+@pytest.mark.parametrize("word", ["hundred", "thousand", "million", "dozen", "score", "half", "halves", "tenths",
+                                  "quarters", "pairs", "squared", "cubed", "factorial", "times", "square", "cubic",
+                                  "per", "not", "maybe", "approximately", "about", "or more", "is incorrect", "wrong",
+                                  "apples maybe", "percent of", "right"])
+def test_words_off_the_list_stay(word):
+    """Scale words, operations, denials and hedges change or negate the answer: never dropped (DESIGN.md)."""
+    assert not is_equivalent(f"3 \\text{{ {word}}}", "3")
+    assert not is_equivalent("3", f"3 \\text{{ {word}}}")  # on the gold's side neither
+    assert is_equivalent(f"3 \\text{{ {word}}}", f"3\\text{{ {word}}}")  # the same words on both sides: the number
 
 
 def test_math_verify_is_left_as_it_was():
