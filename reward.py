@@ -40,6 +40,7 @@ VALID_CHARS = re.compile(r"[a-zA-Z0-9\s\.,!?\"'\(\)\{\}\[\]_\-+=<>/@#$%^&*\\|:;~
 MIN_PERIOD, MIN_COPIES = 5, 5  # upstream: `(.{5,}?)\1{4,}`, a block of >= 5 chars and 4 more copies of it
 TIMEOUT_S = 5.0  # hard wall-clock limit per graded item
 MV_TIMEOUT_S = 2  # math-verify's own (signal-based) limit inside a worker, so most slow items end without a kill
+EXACT_DIGITS = 10**6  # rational answers are compared exactly up to this size: 2^{2^{20}} has 315,653 digits
 
 
 # ---------------------------------------------------------------------------------------------- format rules
@@ -233,14 +234,20 @@ def _numbers_equal(a, b, float_rounding: int = 6, numeric_precision: int = 15) -
 
 
 def _close(x, y) -> bool:
-    """Exact for integers, fractions and symbolic terms (upstream's simplify() then gets its turn); with a written
-    decimal, to a relative 1e-9; other numbers to ~600 digits where needed (2^(1/2^1000) - 1 is 6e-302, not 0)."""
-    from sympy import Float, N
+    """Exact for symbolic terms (upstream's simplify() then gets its turn) and for rational values (integers,
+    fractions, 10^{1000}) whose every part has at most EXACT_DIGITS digits, else False: 10^{1000}+1 is not 10^{1000},
+    as a relative tolerance would say. With a written decimal, to a relative 1e-9; other numbers to ~600 digits
+    where needed (2^(1/2^1000) - 1 is 6e-302, not 0)."""
+    from sympy import Float, N, preorder_traversal
 
     try:
         d = x - y
-        if d == 0 or x.is_Rational and y.is_Rational or d.free_symbols:
+        if d == 0 or d.free_symbols:
             return d == 0
+        if x.is_rational and y.is_rational and not (x.has(Float) or y.has(Float)):  # latex2sympy leaves 2^{10} a Pow
+            big = Float(10) ** EXACT_DIGITS  # N() below sizes 10^(10^10) without computing it
+            sizes = [abs(N(t, 3)) for t in preorder_traversal(d) if not t.is_Atom]
+            return all(v == 0 or 1 / big < v < big for v in sizes) and d.doit() == 0
         d, tol = N(d, 60, maxn=2000), Float("1e-9") if x.has(Float) or y.has(Float) else Float("1e-500")
         return d == 0 or bool(d.is_finite and abs(d) <= tol * max(abs(N(x, 60)), abs(N(y, 60))))  # not -oo - oo
     except Exception:  # sympy gave up

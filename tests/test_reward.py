@@ -125,6 +125,12 @@ EQUIVALENCE = {
         ("\\frac{1}{2^{98}}", "\\frac{1}{2^{99}}", False), ("0.0000012", "0.000001", False),
         ("10^{-10}", "2 \\times 10^{-10}", False), ("033", "33", True), ("34", "033", False),
     ],
+    # issue #23: past ~10^500 a relative tolerance made 10^{1000}+1 "equal" 10^{1000}; rationals now compare exactly
+    "big integers": [
+        ("10^{1000}+1", "10^{1000}", False), ("2^{2^{20}}+1", "2^{2^{20}}", False), ("10^{1000}", "10^{1000}", True),
+        ("2^{10}", "1024", True), ("\\frac{10^{600}}{2}", "5\\cdot10^{599}", True), ("2^{2^{20}}", "2^{1048576}", True),
+        ("\\frac{1}{10^{1000}}", "\\frac{1}{10^{1000}+1}", False), ("100!", "100!+1", False),
+    ],
     # inspect_ai tests/scorer/test_math.py (approximate values); Math-Verify tests/test_all.py (test_sqrt_precision)
     "decimals for exact values": [
         ("1.4142135623730951", "\\sqrt{2}", True), ("3.14", "\\pi", False), ("\\frac{1}{3}", "0.33", False),
