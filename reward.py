@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from decimal import Decimal
 from functools import lru_cache
 
@@ -40,6 +41,7 @@ VALID_CHARS = re.compile(r"[a-zA-Z0-9\s\.,!?\"'\(\)\{\}\[\]_\-+=<>/@#$%^&*\\|:;~
 MIN_PERIOD, MIN_COPIES = 5, 5  # upstream: `(.{5,}?)\1{4,}`, a block of >= 5 chars and 4 more copies of it
 TIMEOUT_S = 5.0  # hard wall-clock limit per graded item
 MV_TIMEOUT_S = 2  # math-verify's own (signal-based) limit inside a worker, so most slow items end without a kill
+MAX_DEPTH = 8  # brackets nest at most 3 deep in the 9,093 golds; math-verify's parser slows exponentially with depth
 EXACT_DIGITS = 10**6  # rational answers are compared exactly up to this size: 2^{2^{20}} has 315,653 digits
 
 
@@ -167,13 +169,38 @@ _UNIT_NAMES.update((w, w) for w in """way integer value number digit divisor fac
     """.split())  # counted nouns: MATH's golds and its `How many ...?` (README)
 _UNIT_SKIP = {"distinct", "different", "right", "positive", "possible"}  # 7 distinct integers, 14 right triangles
 _LENGTHS = {"mm", "cm", "m", "km", "in", "ft", "yd", "mi", "unit"}  # what `square` and `cubic` may precede
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")  # 0.1\overline{6}
+_SCRIPTS = re.compile(r"([⁰¹²³⁴-⁹⁺⁻ⁿ]+)|([₀-₉₊₋]+)")  # x², 10⁶, a₁
+_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|[a-zA-Z]|\\[a-zA-Z]+|\([^()]*\)|\{[^{}]*\})")  # √2, √23, √(x+1)
+_SYMBOLS = str.maketrans({"∞": "\\infty ", "π": "\\pi ", "·": "\\cdot ", "⋅": "\\cdot ", "∙": "\\cdot ",
+                         "×": "\\times ", "÷": "\\div ", "−": "-", "⁄": "/", "≤": "\\le ", "≥": "\\ge ",
+                         "≠": "\\ne ", "′": "'", "″": "''", **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff")})
 _CHOICE = re.compile(r"\(([A-E])\)\s*([^=<>]*)|([A-E])(?:\s+(\w[^=<>]*))?")  # (D) Alina, C Cecile; not `D = (0,1)`
 _INTERVAL = re.compile(r"\\infty|\[|\]|\\cup|\\in(?![a-zA-Z])")  # a gold that is surely a set; (1,2) may be a point
 
 
+def _unicode(s: str) -> str:
+    """Unicode math as LaTeX: x² 10⁶ a₁ ½ 1½ √2 ∞ 4·3 2⁄3 −1; zero-width characters go; NFKC does the rest (１２)."""
+    s = _SCRIPTS.sub(lambda m: ("^{%s}" if m[1] else "_{%s}") % unicodedata.normalize("NFKC", m[0]), s)
+    s = re.sub(r"[¼-¾⅐-⅞]", lambda m: " " + unicodedata.normalize("NFKC", m[0]), s)  # 1½ -> 1 1/2, a mixed number
+    s = _ROOT.sub(r"\\sqrt{\1}", s)
+    return unicodedata.normalize("NFKC", s.translate(_SYMBOLS))  # NFKC would flatten x² to x2: scripts go first
+
+
+def _repeating(m: re.Match) -> str:
+    """`1.2\\overline{36}` -> `\\frac{1224}{990}`: 1236 - 12 over 10 * 99 (math-verify reads it as a symbol)."""
+    whole, fixed, period = m[1] or "0", m[2], m[3]
+    if len(m[0]) > 1000:  # int() refuses over 4,300 digits; no answer has this many
+        return m[0]
+    numerator = int(whole + fixed + period) - int(whole + fixed)
+    return f"\\frac{{{numerator}}}{{{10 ** len(fixed) * (10 ** len(period) - 1)}}}"
+
+
 def _clean(s: str) -> str:
-    """Spelling only, both sides: `\\dfrac`, `\\left(`, `1,\\!000`, `°`, `28 percent`, `$...$`, a trailing period."""
-    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", clean(s)).replace("\\varnothing", "\\emptyset")
+    """Spelling only, both sides: `\\dfrac`, `\\left(`, `1,\\!000`, `°`, `28 percent`, `$...$`, a trailing period,
+    Unicode math, repeating decimals."""
+    s = clean(s) if s.isascii() else _unicode(clean(s))
+    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s).replace("\\varnothing", "\\emptyset")
     s = re.sub(r"\\(?:left|right)(?:\.|(?![a-zA-Z]))", "", s)
     s = re.sub(r"\\frac(?![a-zA-Z])\s*(\\[a-zA-Z]+|[a-zA-Z0-9])", r"\\frac{\1}", s)  # \frac\pi 4 -> \frac{\pi}{4}
     s = re.sub(r"(\\frac\{[^{}]*\})\s*(\\[a-zA-Z]+|[a-zA-Z0-9])", r"\1{\2}", s)
@@ -182,6 +209,7 @@ def _clean(s: str) -> str:
     s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)  # sqrt(3): math-verify breaks ` sqrt(`
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)  # pi/2 (inspect_ai's Python-syntax targets)
     s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", re.sub(r"(?<!\\)\\!\s*", "", s))  # 1,\!000 and 1{,}000
+    s = _REPEATING.sub(_repeating, s)
     s = _SPACE.sub(" ", _PERCENT.sub(r"\\%", s)).strip()  # percent words -> \%, as math-verify's normaliser does
     if m := re.fullmatch(r"\$+([^$]*)\$+", s):
         s = m[1].strip()
@@ -269,13 +297,28 @@ def _math_verify():
 @lru_cache(maxsize=8192)
 def _parse(latex: str) -> list:
     """math-verify's parse of `latex` read as LaTeX. Only the LaTeX extractor: the expression one `eval`s text."""
+    from sympy import I
+
     mv, config, _ = _math_verify()
     body, pct = (latex[:-2], "\\%") if latex.endswith("\\%") else (latex, "")  # its grammar fails `\frac12\%`
     parsed = mv.parse(f"${body}${pct}", extraction_config=[config], parsing_timeout=MV_TIMEOUT_S)
-    return [x for x in parsed if not isinstance(x, str)]  # no string fallback: E' == E once quotes are dropped
+    # latex2sympy reads only `I` as the imaginary unit; MATH writes i (all 81 golds that have one): 2i is \sqrt{-4}
+    return [x.xreplace({s: I for s in x.free_symbols if s.name == "i"}) for x in parsed
+            if not isinstance(x, str)]  # no string fallback: E' == E once quotes are dropped
+
+
+def _depth(s: str) -> int:
+    """How deep brackets of any kind nest."""
+    depth = deepest = 0
+    for c in s:
+        depth += (c in "{([") - (c in "})]")
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _verify(p: str, g: str) -> bool:
+    if _depth(p) > MAX_DEPTH or _depth(g) > MAX_DEPTH:  # 200 nested braces would wait out MV_TIMEOUT_S: no
+        return False
     mv, _, upstream = _math_verify()
     gold, pred = _parse(g), _parse(p)
     if not gold or not pred:

@@ -234,6 +234,22 @@ EQUIVALENCE = {
         ("\\begin{pmatrix}2\\\\1\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
         ("\\begin{bmatrix}0.5 & 1\\end{bmatrix}", "\\begin{pmatrix}\\frac{1}{2} & 1\\end{pmatrix}", True),
     ],
+    # issue #23: cheap false rejects
+    "repeating decimals": [
+        ("0.\\overline{3}", "\\frac{1}{3}", True), ("0.1\\overline{6}", "\\frac{1}{6}", True),
+        ("0.\\overline{142857}", "\\frac{1}{7}", True), ("1.\\overline{9}", "2", True),
+        ("0.\\overline{3}", "0.333", False), ("0.\\overline{36}", "\\frac{36}{100}", False),
+    ],
+    "unicode math": [
+        ("∞", "\\infty", True), ("√2", "\\sqrt{2}", True), ("√23", "\\sqrt{23}", True), ("½", "\\frac{1}{2}", True),
+        ("1½", "\\frac{3}{2}", True), ("x²", "x^2", True), ("x³", "x^2", False), ("4·3", "12", True),
+        ("10⁶", "1000000", True), ("10⁶", "10^5", False), ("2⁄3", "\\frac{2}{3}", True), ("1\u200b0", "10", True),
+        ("1\u200b0", "1", False), ("−5", "-5", True), ("３", "3", True), ("(-∞, 3)", "(-\\infty, 3)", True),
+    ],
+    "imaginary unit": [
+        ("\\sqrt{-4}", "2i", True), ("2i", "\\sqrt{-4}", True), ("\\sqrt{-4}", "-2i", False), ("i^2", "-1", True),
+        ("i(2-i)", "1+2i", True), ("2i", "2", False),
+    ],
     "empty answers": [("", "5", False), ("5", "", False), ("$ $", "5", False)],
 }
 
@@ -274,6 +290,16 @@ def test_known_misses_are_still_rejected():
     """Equal pairs we cannot see yet (clock times, degrees inside sin, ...). If one starts passing, drop its flag."""
     misses = [r for r in _cases() if r.get("miss")]
     assert misses and not [r["pred"] for r in misses if is_equivalent(r["pred"], r["gold"])]
+
+
+@pytest.mark.parametrize("nested", ["{" * 200 + "1" + "}" * 200, "\\frac{" * 30 + "1" + "}{2}" * 30,
+                                    "1+\\frac{1}{2" * 30 + "}" * 30, "(" * 50 + "x" + ")" * 50])
+def test_deep_nesting_is_rejected_without_parsing(nested):
+    """Issue #23: math-verify's parser slows exponentially with nesting (200 braces waited out its 2 s timeout)."""
+    parsed = reward_module._parse.cache_info().misses
+    assert not is_equivalent(nested, "1")
+    assert reward_module._parse.cache_info().misses == parsed  # refused before math-verify saw it
+    assert is_equivalent("{{{1}}}", "1")  # shallow nesting is still parsed
 
 
 @pytest.mark.parametrize("word", sorted(w for w in reward_module._UNIT_NAMES if w.isalpha()))
