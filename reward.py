@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from decimal import Decimal
 from functools import lru_cache
 
@@ -40,6 +41,8 @@ VALID_CHARS = re.compile(r"[a-zA-Z0-9\s\.,!?\"'\(\)\{\}\[\]_\-+=<>/@#$%^&*\\|:;~
 MIN_PERIOD, MIN_COPIES = 5, 5  # upstream: `(.{5,}?)\1{4,}`, a block of >= 5 chars and 4 more copies of it
 TIMEOUT_S = 5.0  # hard wall-clock limit per graded item
 MV_TIMEOUT_S = 2  # math-verify's own (signal-based) limit inside a worker, so most slow items end without a kill
+MAX_DEPTH = 8  # brackets nest at most 3 deep in the 9,093 golds; math-verify's parser slows exponentially with depth
+EXACT_DIGITS = 10**6  # rational answers are compared exactly up to this size: 2^{2^{20}} has 315,653 digits
 
 
 # ---------------------------------------------------------------------------------------------- format rules
@@ -144,17 +147,60 @@ _BASE = re.compile(r"(?<![\w\\])(\d+)_\{?(\d+)\}?")  # a number in base b: 1011_
 _EQ = re.compile(r"(?<![<>!\\])=")
 _NAME = re.compile(r"(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?'*(?:\([a-z]\))?")  # x, y_1, \theta, f'(x)
 _TEXT = re.compile(r"\\(?:text\w*|mbox|math(?:rm|bf|cal|it))\s*\{([^{}]*)\}")
-_UNIT_WORD = r"(?:[a-zA-Z]{3,}|cm|mm|km|ft|in|kg|lb|oz|hr|yd|mi)"  # 1-2 letters is a variable (MARIO: 10m is not 10)
-_UNIT = re.compile(rf"(.+?)\s*(?:\\(?:text\w*|mbox|mathrm)\s*\{{\s*([a-zA-Z][a-zA-Z .]*)\}}|\s({_UNIT_WORD}(?: "
-                   rf"{_UNIT_WORD})*))(\^\{{?[23]\}}?)?")
-_NOT_UNIT = re.compile(r"\b(?:and|or|not|no|than|more|less|least|most|to|plus|minus|times)\b")  # `3 \text{ or more}`
+# a number, then a unit: in \text{}, bare (2+ letters: `10 m` is 10 times m, as MARIO's 10m), or ^\circ; then ^2
+_UNIT = re.compile(r"(.+?)\s*(?:\\(?:text\w*|mbox|mathrm)\s*\{\s*([a-zA-Z][a-zA-Z .]*)\}|\s([a-zA-Z]{2,}(?: [a-zA-Z]"
+                   r"{2,})*)|\^(\\circ))(?:\^\{?([23])\}?)?")
+_CURRENCY = re.compile(r"(-?)(\\\$|[€£¥])\s*([^$]+)|([^$]+?)\s*([€£¥])")  # \$5, -\$0.50, 5€
+# Units are an allow-list (DESIGN.md): a word after a number is dropped only if it is one of these, singular or
+# plural, or the other side says the same word. Any other word (3 hundred, 5 dozen, 3 squared, 3 is incorrect)
+# stays, and math-verify, which reads it as a symbol, rejects the pair. First word of a group: the name compared.
+_UNIT_NAMES = {w: group.split()[0] for group in """mm millimeter millimetre; cm centimeter centimetre; m meter metre;
+    km kilometer kilometre; in inch; ft foot feet; yd yard; mi mile; acre; ha hectare; ml milliliter millilitre;
+    l liter litre; gal gallon; qt quart; pt pint; cup; cc; mg milligram; g gram gm; kg kilogram; lb pound lbs;
+    oz ounce; ton tonne; s second sec; min minute; h hour hr hrs; day; week wk; month; yr year yrs; am; pm;
+    \\$ dollar usd; cent; € euro eur; £ gbp; ¥ yen; deg degree \\circ; rad radian; mi/h mph; km/h kph kmh; unit;
+    person people; child children; man men; woman women; vertex vertices""".split(";") for w in group.split()}
+_UNIT_NAMES.update((w, w) for w in """way integer value number digit divisor factor multiple prime solution root term
+    element subset sequence combination arrangement permutation outcome possibility path route diagonal side edge
+    face triangle rectangle circle line segment point handshake game match student boy girl member player friend
+    dog cat apple orange marble cookie candy book page card coin penny nickel dime ball pencil chair tile car tree
+    meal sandwich outfit flavor question problem step move trip word letter palindrome zero polynomial fraction
+    item canoe cell list block setting subcommittee sum pattern kind plate dap bah wallop knick
+    """.split())  # counted nouns: MATH's golds and its `How many ...?` (README)
+_UNIT_SKIP = {"distinct", "different", "right", "positive", "possible"}  # 7 distinct integers, 14 right triangles
+_LENGTHS = {"mm", "cm", "m", "km", "in", "ft", "yd", "mi", "unit"}  # what `square` and `cubic` may precede
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")  # 0.1\overline{6}
+_SCRIPTS = re.compile(r"([⁰¹²³⁴-⁹⁺⁻ⁿ]+)|([₀-₉₊₋]+)")  # x², 10⁶, a₁
+_ROOT = re.compile(r"√\s*(\d+(?:\.\d+)?|[a-zA-Z]|\\[a-zA-Z]+|\([^()]*\)|\{[^{}]*\})")  # √2, √23, √(x+1)
+_SYMBOLS = str.maketrans({"∞": "\\infty ", "π": "\\pi ", "·": "\\cdot ", "⋅": "\\cdot ", "∙": "\\cdot ",
+                         "×": "\\times ", "÷": "\\div ", "−": "-", "⁄": "/", "≤": "\\le ", "≥": "\\ge ",
+                         "≠": "\\ne ", "′": "'", "″": "''", **dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff")})
 _CHOICE = re.compile(r"\(([A-E])\)\s*([^=<>]*)|([A-E])(?:\s+(\w[^=<>]*))?")  # (D) Alina, C Cecile; not `D = (0,1)`
 _INTERVAL = re.compile(r"\\infty|\[|\]|\\cup|\\in(?![a-zA-Z])")  # a gold that is surely a set; (1,2) may be a point
 
 
+def _unicode(s: str) -> str:
+    """Unicode math as LaTeX: x² 10⁶ a₁ ½ 1½ √2 ∞ 4·3 2⁄3 −1; zero-width characters go; NFKC does the rest (１２)."""
+    s = _SCRIPTS.sub(lambda m: ("^{%s}" if m[1] else "_{%s}") % unicodedata.normalize("NFKC", m[0]), s)
+    s = re.sub(r"[¼-¾⅐-⅞]", lambda m: " " + unicodedata.normalize("NFKC", m[0]), s)  # 1½ -> 1 1/2, a mixed number
+    s = _ROOT.sub(r"\\sqrt{\1}", s)
+    return unicodedata.normalize("NFKC", s.translate(_SYMBOLS))  # NFKC would flatten x² to x2: scripts go first
+
+
+def _repeating(m: re.Match) -> str:
+    """`1.2\\overline{36}` -> `\\frac{1224}{990}`: 1236 - 12 over 10 * 99 (math-verify reads it as a symbol)."""
+    whole, fixed, period = m[1] or "0", m[2], m[3]
+    if len(m[0]) > 1000:  # int() refuses over 4,300 digits; no answer has this many
+        return m[0]
+    numerator = int(whole + fixed + period) - int(whole + fixed)
+    return f"\\frac{{{numerator}}}{{{10 ** len(fixed) * (10 ** len(period) - 1)}}}"
+
+
 def _clean(s: str) -> str:
-    """Spelling only, both sides: `\\dfrac`, `\\left(`, `1,\\!000`, `°`, `28 percent`, `$...$`, a trailing period."""
-    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", clean(s)).replace("\\varnothing", "\\emptyset")
+    """Spelling only, both sides: `\\dfrac`, `\\left(`, `1,\\!000`, `°`, `28 percent`, `$...$`, a trailing period,
+    Unicode math, repeating decimals."""
+    s = clean(s) if s.isascii() else _unicode(clean(s))
+    s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s).replace("\\varnothing", "\\emptyset")
     s = re.sub(r"\\(?:left|right)(?:\.|(?![a-zA-Z]))", "", s)
     s = re.sub(r"\\frac(?![a-zA-Z])\s*(\\[a-zA-Z]+|[a-zA-Z0-9])", r"\\frac{\1}", s)  # \frac\pi 4 -> \frac{\pi}{4}
     s = re.sub(r"(\\frac\{[^{}]*\})\s*(\\[a-zA-Z]+|[a-zA-Z0-9])", r"\1{\2}", s)
@@ -163,10 +209,10 @@ def _clean(s: str) -> str:
     s = re.sub(r"(?<![\\a-zA-Z])sqrt\s*\(([^()]*)\)", r"\\sqrt{\1}", s)  # sqrt(3): math-verify breaks ` sqrt(`
     s = re.sub(r"(?<![\\a-zA-Z])pi(?![a-zA-Z])", r"\\pi", s)  # pi/2 (inspect_ai's Python-syntax targets)
     s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", re.sub(r"(?<!\\)\\!\s*", "", s))  # 1,\!000 and 1{,}000
+    s = _REPEATING.sub(_repeating, s)
     s = _SPACE.sub(" ", _PERCENT.sub(r"\\%", s)).strip()  # percent words -> \%, as math-verify's normaliser does
     if m := re.fullmatch(r"\$+([^$]*)\$+", s):
         s = m[1].strip()
-    s = re.sub(r"^(-?)(?:\\\$|[€£¥])\s*|\s*[€£¥]$", r"\1", s)  # currency: \$10 is 10
     s = re.sub(r"\s*(?:(?<!\.)\.|,|;|\\+)$", "", s)  # a trailing period or comma (newer Math-Verify), `185\` (NeMo)
     if (m := _MIXED.fullmatch(s)) and int(m[3]) < int(m[4]):  # 11 6/6 is not a mixed number (Math-Verify)
         s = f"{m[1]}\\frac{{{int(m[2]) * int(m[4]) + int(m[3])}}}{{{m[4]}}}{m[5] or ''}"
@@ -216,14 +262,20 @@ def _numbers_equal(a, b, float_rounding: int = 6, numeric_precision: int = 15) -
 
 
 def _close(x, y) -> bool:
-    """Exact for integers, fractions and symbolic terms (upstream's simplify() then gets its turn); with a written
-    decimal, to a relative 1e-9; other numbers to ~600 digits where needed (2^(1/2^1000) - 1 is 6e-302, not 0)."""
-    from sympy import Float, N
+    """Exact for symbolic terms (upstream's simplify() then gets its turn) and for rational values (integers,
+    fractions, 10^{1000}) whose every part has at most EXACT_DIGITS digits, else False: 10^{1000}+1 is not 10^{1000},
+    as a relative tolerance would say. With a written decimal, to a relative 1e-9; other numbers to ~600 digits
+    where needed (2^(1/2^1000) - 1 is 6e-302, not 0)."""
+    from sympy import Float, N, preorder_traversal
 
     try:
         d = x - y
-        if d == 0 or x.is_Rational and y.is_Rational or d.free_symbols:
+        if d == 0 or d.free_symbols:
             return d == 0
+        if x.is_rational and y.is_rational and not (x.has(Float) or y.has(Float)):  # latex2sympy leaves 2^{10} a Pow
+            big = Float(10) ** EXACT_DIGITS  # N() below sizes 10^(10^10) without computing it
+            sizes = [abs(N(t, 3)) for t in preorder_traversal(d) if not t.is_Atom]
+            return all(v == 0 or 1 / big < v < big for v in sizes) and d.doit() == 0
         d, tol = N(d, 60, maxn=2000), Float("1e-9") if x.has(Float) or y.has(Float) else Float("1e-500")
         return d == 0 or bool(d.is_finite and abs(d) <= tol * max(abs(N(x, 60)), abs(N(y, 60))))  # not -oo - oo
     except Exception:  # sympy gave up
@@ -245,13 +297,28 @@ def _math_verify():
 @lru_cache(maxsize=8192)
 def _parse(latex: str) -> list:
     """math-verify's parse of `latex` read as LaTeX. Only the LaTeX extractor: the expression one `eval`s text."""
+    from sympy import I
+
     mv, config, _ = _math_verify()
     body, pct = (latex[:-2], "\\%") if latex.endswith("\\%") else (latex, "")  # its grammar fails `\frac12\%`
     parsed = mv.parse(f"${body}${pct}", extraction_config=[config], parsing_timeout=MV_TIMEOUT_S)
-    return [x for x in parsed if not isinstance(x, str)]  # no string fallback: E' == E once quotes are dropped
+    # latex2sympy reads only `I` as the imaginary unit; MATH writes i (all 81 golds that have one): 2i is \sqrt{-4}
+    return [x.xreplace({s: I for s in x.free_symbols if s.name == "i"}) for x in parsed
+            if not isinstance(x, str)]  # no string fallback: E' == E once quotes are dropped
+
+
+def _depth(s: str) -> int:
+    """How deep brackets of any kind nest."""
+    depth = deepest = 0
+    for c in s:
+        depth += (c in "{([") - (c in "})]")
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _verify(p: str, g: str) -> bool:
+    if _depth(p) > MAX_DEPTH or _depth(g) > MAX_DEPTH:  # 200 nested braces would wait out MV_TIMEOUT_S: no
+        return False
     mv, _, upstream = _math_verify()
     gold, pred = _parse(g), _parse(p)
     if not gold or not pred:
@@ -291,13 +358,36 @@ def _value(s: str) -> tuple[str, str]:
 
 
 def _units(s: str) -> tuple[str, str]:
-    """`10 \\text{ cm}^2`, `10 square units`, `\\text{3 apples}` -> (number, unit); no unit -> (s, '')."""
+    """`10 \\text{ cm}^2`, `10 square units`, `\\text{3 apples}`, `\\$5`, `30^\\circ` -> (number, unit's name);
+    no unit -> (s, '')."""
     if (m := _TEXT.fullmatch(s)) and m[1].strip()[:1].isdigit():
         s = m[1].strip()
-    m = _UNIT.fullmatch(s)  # units follow a number, 2\pi or \frac{}{}: no letters outside commands
-    if not m or re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", m[1])) or _NOT_UNIT.search(m[2] or m[3]):
+    if m := _CURRENCY.fullmatch(s):
+        number, unit = (m[1] + m[3], _unit_name(m[2])) if m[2] else (m[4], _unit_name(m[5]))
+    elif m := _UNIT.fullmatch(s):
+        number, unit = m[1], _unit_name(m[2] or m[3] or m[4]) + (f"^{m[5]}" if m[5] else "")
+    else:
         return s, ""
-    return m[1], re.sub(r"[^a-z0-9]", "", (m[2] or m[3]).lower() + (m[4] or "")).removesuffix("s")
+    if re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", number)):  # units follow a number, 2\pi or \frac{}{}
+        return s, ""
+    return number, unit
+
+
+def _unit_name(words: str) -> str:
+    """`square centimeters` -> `cm^2`, `miles per hour` -> `mi/h`, `distinct integers` -> `integer`. A word off the
+    allow-list keeps its spelling after a `?`: it may be dropped only where the other side says the same."""
+    name, power = "", ""
+    for w in words.lower().replace(".", "").split():
+        if w in ("square", "sq", "cubic", "cu"):
+            power = "^2" if w[0] == "s" else "^3"
+        elif w == "per":
+            name += "/"
+        elif w not in _UNIT_SKIP:
+            forms = (w, w.removesuffix("s"), w.removesuffix("es"), w.removesuffix("ies") + "y") if len(w) > 3 else (w,)
+            unit = next((_UNIT_NAMES[f] for f in forms if f in _UNIT_NAMES), "?" + w)
+            name += (unit if unit in _LENGTHS or not power else "?" + w) + power  # square feet, not square roots
+            power = ""
+    return name if name and not power and not name.endswith("/") else name + "?"  # `3 square`, `3 per`, `3 right`
 
 
 def _choice(s: str) -> str | None:
@@ -317,8 +407,8 @@ def is_equivalent(pred: str, gold: str) -> bool:
     (pn, pv), (gn, gv) = _value(p), _value(g)
     names = sorted(re.sub(r"^[a-zA-Z]\(x\)$", "f(x)", n) for n in (pn, gn))  # y = 2x+3 answers f(x) = 2x+3 ...
     p2, g2 = (pv, gv) if not (pn and gn) or pn == gn or names == ["f(x)", "y"] else (p, g)  # ... x = 3 not y = 3
-    (p2, pu), (g2, gu) = _units(p2), _units(g2)
-    if (p2, g2) != (p, g) and (not pu or not gu or pu == gu) and _same(p2, g2):  # 5 cm is not 5 m
+    (p2, pu), (g2, gu) = _units(p2), _units(g2)  # a unit on one side must be on the list; on both, the same
+    if (p2, g2) != (p, g) and (pu == gu or "?" not in pu + gu and not (pu and gu)) and _same(p2, g2):
         return True
     letter = _choice(g)  # choice letters are case-sensitive: b is no answer to (B)
     return letter is not None and _choice(p) == letter

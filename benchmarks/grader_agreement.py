@@ -4,12 +4,14 @@
    MARIO_EVAL, inspect_ai, ...), our hand-made MATH-style pairs and issue #13's known failures. Each row holds our
    verdict (`equal`); where we chose between projects that disagree, `source_equal` holds the source's own verdict.
    Agreement and false accepts are reported per source project and overall, against the source's verdict and ours.
-2. Issue #13's known failures (rows whose source names issue #13), graded by the old and the new is_equivalent.
-The old one is `git show HEAD:reward.py` run in a subprocess (it must not share math-verify with the new one).
-Writes reference/grader_agreement.json.
-Run: .venv/bin/python benchmarks/grader_agreement.py
+2. The issues' own pairs (rows whose source names issue #13's known failures or issue #23's adversarial classes),
+   graded by the old and the new is_equivalent.
+The old one is `git show BASE:reward.py` (BASE: --base, HEAD by default) run in a subprocess (it must not share
+math-verify with the new one). Writes reference/grader_agreement.json.
+Run: .venv/bin/python benchmarks/grader_agreement.py [--base REV]
 """
 
+import argparse
 import json
 import subprocess
 import sys
@@ -36,11 +38,11 @@ print(json.dumps(out))
 """
 
 
-def grade_with_head(pairs: list[tuple[str, str]]) -> list[bool]:
-    """Verdicts of the committed reward.py, in a fresh interpreter."""
+def grade_with_base(pairs: list[tuple[str, str]], base: str) -> list[bool]:
+    """Verdicts of reward.py as committed at `base`, in a fresh interpreter."""
     with tempfile.TemporaryDirectory() as tmp:
-        head = subprocess.run(["git", "show", "HEAD:reward.py"], cwd=ROOT, check=True, capture_output=True, text=True)
-        (Path(tmp) / "reward.py").write_text(head.stdout)
+        old = subprocess.run(["git", "show", f"{base}:reward.py"], cwd=ROOT, check=True, capture_output=True, text=True)
+        (Path(tmp) / "reward.py").write_text(old.stdout)
         run = subprocess.run([sys.executable, "-c", GRADE, tmp], input=json.dumps(pairs), capture_output=True,
                              text=True, check=True)
     return json.loads(run.stdout)
@@ -83,26 +85,32 @@ def report(rows: list[dict], verdicts: list[bool]) -> dict:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base", default="HEAD", help="the commit whose reward.py is 'old'")
+    base = ap.parse_args().base
     rows = [json.loads(line) for line in (ROOT / "tests/grader_cases.jsonl").read_text(encoding="utf-8").splitlines()]
     for r in rows:
         r["source_verdict"] = r.get("source_equal", r["equal"])
     pairs = [(r["pred"], r["gold"]) for r in rows]
     new = [reward.is_equivalent(p, g) for p, g in pairs]
-    old = grade_with_head(pairs)
+    old = grade_with_base(pairs, base)
     results = {
+        "base": subprocess.run(["git", "rev-parse", "--short", base], cwd=ROOT, check=True, capture_output=True,
+                               text=True).stdout.strip(),
         "suite": {"cases": len(rows), "chosen": sum(bool(r.get("chosen")) for r in rows),
                   "known_misses": sum(bool(r.get("miss")) for r in rows),
                   "new": report(rows, new), "old": report(rows, old)},
     }
-    tricky = [i for i, r in enumerate(rows) if "issue #13" in r["source"]]
-    t_rows = [rows[i] for i in tricky]
-    results["issue_13_pairs"] = {
-        "cases": len(tricky),
-        "new": {k: v for k, v in score(t_rows, [new[i] for i in tricky], "equal").items()},
-        "old": {k: v for k, v in score(t_rows, [old[i] for i in tricky], "equal").items()},
-        "pairs": [{"pred": rows[i]["pred"], "gold": rows[i]["gold"], "equal": rows[i]["equal"], "old": old[i],
-                   "new": new[i]} for i in tricky],
-    }
+    for issue in ("issue #13", "issue #23"):
+        tricky = [i for i, r in enumerate(rows) if issue in r["source"]]
+        t_rows = [rows[i] for i in tricky]
+        results[issue.replace(" #", "_") + "_pairs"] = {
+            "cases": len(tricky),
+            "new": score(t_rows, [new[i] for i in tricky], "equal"),
+            "old": score(t_rows, [old[i] for i in tricky], "equal"),
+            "pairs": [{"pred": rows[i]["pred"], "gold": rows[i]["gold"], "equal": rows[i]["equal"], "old": old[i],
+                       "new": new[i]} for i in tricky],
+        }
     for name in ("new", "old"):
         u = results["suite"][name]["undisputed_peer_cases_vs_source"]
         print(f"undisputed peer cases, {name}: {u['agree']}/{u['cases']} agree, {u['false_accepts']} false accepts")
@@ -110,9 +118,10 @@ def main() -> None:
         print(f"suite, {name}: {o['vs_source']['agree']}/{o['vs_source']['cases']} agree with the sources "
               f"({o['vs_source']['false_accepts']} false accepts), {o['vs_ours']['agree']}/{o['vs_ours']['cases']} "
               f"with our verdicts ({o['vs_ours']['false_accepts']} false accepts)")
-        t = results["issue_13_pairs"][name]
-        print(f"issue #13 pairs, {name}: {t['agree']}/{t['cases']} right, {t['false_accepts']} false accepts, "
-              f"{t['false_rejects']} false rejects")
+        for issue in ("issue_13", "issue_23"):
+            t = results[issue + "_pairs"][name]
+            print(f"{issue} pairs, {name}: {t['agree']}/{t['cases']} right, {t['false_accepts']} false accepts, "
+                  f"{t['false_rejects']} false rejects")
     for p, s in results["suite"]["new"]["per_project"].items():
         print(f"  {p}: {s}")
     (ROOT / "reference").mkdir(exist_ok=True)

@@ -1,12 +1,14 @@
 """Grading throughput at the paper's step size: 8 samples x 1,024 prompts = 8,192 responses of 1-3k characters,
-graded by the committed reward.py (`git show HEAD:reward.py`, run from a temp dir with its own workers) and by the
-working-tree one, in one run on the same responses, so their ratio is not skewed by a busier or quieter machine.
+graded by a committed reward.py (`git show BASE:reward.py`, BASE: --base, HEAD by default; run from a temp dir with
+its own workers) and by the working-tree one, in one run on the same responses, so their ratio is not skewed by a
+busier or quieter machine.
 
 Responses are built from MATH problems and golds: 45% right (the gold, sometimes in another form), 30% wrong
 (another problem's gold), 15% with no boxed answer, 5% truncated, 5% looping. Each timed pass starts a fresh pool
 (start-up timed apart, as a training run pays it once) and grades the whole step; old and new take turns, three
-times, and the fastest pass of each counts. Writes reference/reward_throughput.json.
-Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/reward_throughput.py [--workers 2]
+times, each going first in turn (a machine that warms up or gets busier favours neither), and the fastest pass of
+each counts. Writes reference/reward_throughput.json.
+Run: LIMR_DATA_DIR=../shared/data .venv/bin/python benchmarks/reward_throughput.py [--workers 2] [--base REV]
 """
 
 import argparse
@@ -46,10 +48,10 @@ def response(rng: random.Random, problem: dict, other: dict) -> tuple[str, str, 
     return body + " Let me check again." * 40 + f" \\boxed{{{problem['answer']}}}", problem["answer"], False
 
 
-def committed_reward(tmp: Path):
-    """reward.py as committed (HEAD), imported from tmp under another name; its workers run that file."""
+def committed_reward(tmp: Path, base: str):
+    """reward.py as committed at `base`, imported from tmp under another name; its workers run that file."""
     path = tmp / "reward.py"
-    path.write_text(subprocess.run(["git", "show", "HEAD:reward.py"], cwd=ROOT, check=True, capture_output=True,
+    path.write_text(subprocess.run(["git", "show", f"{base}:reward.py"], cwd=ROOT, check=True, capture_output=True,
                                    text=True).stdout)
     spec = importlib.util.spec_from_file_location("reward_head", path)
     module = importlib.util.module_from_spec(spec)
@@ -73,6 +75,7 @@ def timed_pass(module, responses, answers, truncated, workers: int) -> tuple[dic
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--base", default="HEAD", help="the commit whose reward.py is 'old'")
     args = ap.parse_args()
     rng = random.Random(0)
     rows = [r for r in data.load_prompts("math8k")]
@@ -81,20 +84,22 @@ def main() -> None:
     responses, answers, truncated = map(list, zip(*items))
     chars = [len(r) for r in responses]
     results = {"responses": len(responses), "chars_min": min(chars), "chars_mean": sum(chars) / len(chars),
-               "chars_max": max(chars), "workers": args.workers, "passes": []}
+               "chars_max": max(chars), "workers": args.workers, "passes": [],
+               "base": subprocess.run(["git", "rev-parse", "--short", args.base], cwd=ROOT, check=True,
+                                      capture_output=True, text=True).stdout.strip()}
     with tempfile.TemporaryDirectory() as tmp:
-        impls = {"old (HEAD)": committed_reward(Path(tmp)), "new (working tree)": reward}
+        impls = {"old (base)": committed_reward(Path(tmp), args.base), "new (working tree)": reward}
         rewards_by = {}
         for round_ in range(ROUNDS):
-            for name, module in impls.items():
+            for name, module in list(impls.items())[:: 1 if round_ % 2 == 0 else -1]:
                 run, rewards_by[name] = timed_pass(module, responses, answers, truncated, args.workers)
                 run = {"reward": name, "round": round_, **run}
                 results["passes"].append(run)
                 print(run, flush=True)
     best = {name: min(p["seconds"] for p in results["passes"] if p["reward"] == name) for name in impls}
     results["best_seconds"] = best
-    results["ratio_new_over_old"] = round(best["new (working tree)"] / best["old (HEAD)"], 3)
-    old, new = rewards_by["old (HEAD)"], rewards_by["new (working tree)"]
+    results["ratio_new_over_old"] = round(best["new (working tree)"] / best["old (base)"], 3)
+    old, new = rewards_by["old (base)"], rewards_by["new (working tree)"]
     results["mix"] = {name: {str(v): r.count(v) for v in (1.0, -0.5, -1.0)} for name, r in rewards_by.items()}
     results["verdicts_changed"] = [{"answer": answers[i], "boxed": reward.extract_boxed(responses[i]), "old": old[i],
                                     "new": new[i]} for i in range(len(old)) if old[i] != new[i]]

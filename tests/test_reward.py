@@ -125,6 +125,12 @@ EQUIVALENCE = {
         ("\\frac{1}{2^{98}}", "\\frac{1}{2^{99}}", False), ("0.0000012", "0.000001", False),
         ("10^{-10}", "2 \\times 10^{-10}", False), ("033", "33", True), ("34", "033", False),
     ],
+    # issue #23: past ~10^500 a relative tolerance made 10^{1000}+1 "equal" 10^{1000}; rationals now compare exactly
+    "big integers": [
+        ("10^{1000}+1", "10^{1000}", False), ("2^{2^{20}}+1", "2^{2^{20}}", False), ("10^{1000}", "10^{1000}", True),
+        ("2^{10}", "1024", True), ("\\frac{10^{600}}{2}", "5\\cdot10^{599}", True), ("2^{2^{20}}", "2^{1048576}", True),
+        ("\\frac{1}{10^{1000}}", "\\frac{1}{10^{1000}+1}", False), ("100!", "100!+1", False),
+    ],
     # inspect_ai tests/scorer/test_math.py (approximate values); Math-Verify tests/test_all.py (test_sqrt_precision)
     "decimals for exact values": [
         ("1.4142135623730951", "\\sqrt{2}", True), ("3.14", "\\pi", False), ("\\frac{1}{3}", "0.33", False),
@@ -162,6 +168,32 @@ EQUIVALENCE = {
         ("\\text{3 apples}", "3", True), ("15\\mbox{ cm}^2", "15", True), ("10", "10cm", False),
         ("10", "10m", False), ("10cm", "10", False), ("12\\text{ inches}", "12 \\text{ feet}", False),
         ("\\pi r^2", "\\pi r^2 h", False), ("4", "4ab", False), ("3 \\text{ or more}", "3", False),
+        ("10 \\text{ cm}", "10\\text{ centimeters}", True), ("12 \\text{ sq units}", "12\\text{ square units}", True),
+        ("60 \\text{ mph}", "60\\text{ miles per hour}", True), ("45 \\text{ degrees}", "45^\\circ", True),
+        ("5 \\text{ dollars}", "\\$5", True), ("5 \\text{ dozen}", "5\\text{ dozen}", True),  # the same word
+    ],
+    # issue #23: units are an allow-list (DESIGN.md); a counted noun from the README's list is one too
+    "counted nouns": [
+        ("5 \\text{ apples}", "5", True), ("3 \\text{ students}", "3", True), ("1 \\text{ student}", "1", True),
+        ("2 \\text{ people}", "2", True), ("6 \\text{ candies}", "6", True),
+        ("14", "14 \\text{ right triangles}", True), ("7", "7 \\text{ distinct integers}", True),
+        ("4 \\text{ vertices}", "4", True), ("16 daps", "16", True),
+    ],
+    "words that change the value": [
+        ("3 hundred", "3", False), ("5 \\text{ dozen}", "5", False), ("7 \\text{ tenths}", "7", False),
+        ("1 \\text{ half}", "1", False), ("5 \\text{ pairs}", "5", False), ("3 \\text{ squared}", "3", False),
+        ("10 \\text{ factorial}", "10", False), ("16 \\text{ square root}", "16", False),
+        ("2 \\text{ times}", "2", False), ("3", "3\\text{ hundred}", False), ("17", "17\\text{ any text}", False),
+    ],
+    "words that deny or hedge": [
+        ("3 \\text{ is incorrect}", "3", False), ("3 \\text{ maybe four}", "3", False),
+        ("3 \\text{ or } 4", "3", False), ("\\text{approximately } 3", "3", False), ("3 \\text{ probably}", "3", False),
+        ("\\text{3 is wrong}", "3", False),
+    ],
+    "mismatched units": [
+        ("3 \\text{ radians}", "3^\\circ", False), ("3^\\circ", "3\\text{ radians}", False),
+        ("10 \\text{ cm}", "10\\text{ m}", False), ("5 \\text{ cents}", "\\$5", False),
+        ("6 \\text{ square feet}", "6\\text{ feet}", False), ("100 \\text{ cm}", "1\\text{ m}", False),
     ],
     # hendrycks/math test_dollars; Math-Verify tests/test_all.py (currency)
     "money": [("\\$5", "5", True), ("\\$1,\\!200", "1200", True), ("\\$18.90", "18.9", True),
@@ -201,6 +233,22 @@ EQUIVALENCE = {
         ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),
         ("\\begin{pmatrix}2\\\\1\\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", False),
         ("\\begin{bmatrix}0.5 & 1\\end{bmatrix}", "\\begin{pmatrix}\\frac{1}{2} & 1\\end{pmatrix}", True),
+    ],
+    # issue #23: cheap false rejects
+    "repeating decimals": [
+        ("0.\\overline{3}", "\\frac{1}{3}", True), ("0.1\\overline{6}", "\\frac{1}{6}", True),
+        ("0.\\overline{142857}", "\\frac{1}{7}", True), ("1.\\overline{9}", "2", True),
+        ("0.\\overline{3}", "0.333", False), ("0.\\overline{36}", "\\frac{36}{100}", False),
+    ],
+    "unicode math": [
+        ("∞", "\\infty", True), ("√2", "\\sqrt{2}", True), ("√23", "\\sqrt{23}", True), ("½", "\\frac{1}{2}", True),
+        ("1½", "\\frac{3}{2}", True), ("x²", "x^2", True), ("x³", "x^2", False), ("4·3", "12", True),
+        ("10⁶", "1000000", True), ("10⁶", "10^5", False), ("2⁄3", "\\frac{2}{3}", True), ("1\u200b0", "10", True),
+        ("1\u200b0", "1", False), ("−5", "-5", True), ("３", "3", True), ("(-∞, 3)", "(-\\infty, 3)", True),
+    ],
+    "imaginary unit": [
+        ("\\sqrt{-4}", "2i", True), ("2i", "\\sqrt{-4}", True), ("\\sqrt{-4}", "-2i", False), ("i^2", "-1", True),
+        ("i(2-i)", "1+2i", True), ("2i", "2", False),
     ],
     "empty answers": [("", "5", False), ("5", "", False), ("$ $", "5", False)],
 }
@@ -242,6 +290,35 @@ def test_known_misses_are_still_rejected():
     """Equal pairs we cannot see yet (clock times, degrees inside sin, ...). If one starts passing, drop its flag."""
     misses = [r for r in _cases() if r.get("miss")]
     assert misses and not [r["pred"] for r in misses if is_equivalent(r["pred"], r["gold"])]
+
+
+@pytest.mark.parametrize("nested", ["{" * 200 + "1" + "}" * 200, "\\frac{" * 30 + "1" + "}{2}" * 30,
+                                    "1+\\frac{1}{2" * 30 + "}" * 30, "(" * 50 + "x" + ")" * 50])
+def test_deep_nesting_is_rejected_without_parsing(nested):
+    """Issue #23: math-verify's parser slows exponentially with nesting (200 braces waited out its 2 s timeout)."""
+    parsed = reward_module._parse.cache_info().misses
+    assert not is_equivalent(nested, "1")
+    assert reward_module._parse.cache_info().misses == parsed  # refused before math-verify saw it
+    assert is_equivalent("{{{1}}}", "1")  # shallow nesting is still parsed
+
+
+@pytest.mark.parametrize("word", sorted(w for w in reward_module._UNIT_NAMES if w.isalpha()))
+def test_every_listed_unit_and_counted_noun_is_dropped(word):
+    """The allow-list, each entry as written and, where it has one, in a plural: `5 \\text{ apples}` is 5."""
+    assert is_equivalent(f"5 \\text{{ {word}}}", "5")
+    if len(word) > 2 and not word.endswith("s"):
+        assert is_equivalent(f"5 \\text{{ {word}s}}", "5")  # and -es, -ies: inches, candies (above)
+
+
+@pytest.mark.parametrize("word", ["hundred", "thousand", "million", "dozen", "score", "half", "halves", "tenths",
+                                  "quarters", "pairs", "squared", "cubed", "factorial", "times", "square", "cubic",
+                                  "per", "not", "maybe", "approximately", "about", "or more", "is incorrect", "wrong",
+                                  "apples maybe", "percent of", "right"])
+def test_words_off_the_list_stay(word):
+    """Scale words, operations, denials and hedges change or negate the answer: never dropped (DESIGN.md)."""
+    assert not is_equivalent(f"3 \\text{{ {word}}}", "3")
+    assert not is_equivalent("3", f"3 \\text{{ {word}}}")  # on the gold's side neither
+    assert is_equivalent(f"3 \\text{{ {word}}}", f"3\\text{{ {word}}}")  # the same words on both sides: the number
 
 
 def test_math_verify_is_left_as_it_was():
