@@ -91,3 +91,19 @@ def compare_methods(trajectories: dict[str, list], r_avg: np.ndarray, lim_s: np.
     b.axhline(theta, color="red", ls="--", lw=1)
     b.set(title="(b) LIM score against mean accuracy", xlabel="mean accuracy over epochs (%)", ylabel="LIM score s")
     return save(fig, path)
+
+
+def accuracy_vs_size(series: dict[str, list[tuple]], full: dict, path: Path) -> Path:
+    """Held-out accuracy against the size of the subset trained on, one line per selection method with its 95%
+    interval (label -> [(problems, accuracy %, low, high)]); FULL, trained on every problem as long, as a band."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.axhspan(*full["ci95"], color="black", alpha=0.1)
+    ax.axhline(full["mean"], color="black", lw=1.5, label=f"FULL ({full['mean']:.1f})")
+    for label, points in series.items():
+        x, y, low, high = (np.array(v) for v in zip(*points))
+        line, = ax.plot(x, y, marker="o", label=label)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
+    ax.set(xscale="log", xlabel="problems trained on (log scale)", ylabel="held-out accuracy (%)",
+           title=f"accuracy against subset size, {full['steps']} steps each")
+    ax.legend()
+    return save(fig, path)

@@ -87,6 +87,16 @@ def band_scores(r: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.where((r[:, 0] >= low) & (r[:, 0] <= high), -np.abs(r[:, 0] - 0.5), -np.inf)
 
 
+def passrate_scores(r: np.ndarray) -> np.ndarray:
+    """p (1 - p) of the first epoch's accuracy p; on a screen's log (limr.py --stage screen), the base model's pass
+    rate over k samples. It is the variance of a problem's 0/1 reward, so the expected size of GRPO's signal: largest
+    at p = 1/2, and 0 for problems always or never solved, which give the group baseline nothing to compare and come
+    last (DAPO drops such groups online; Foster and Foerster 2025 rank by it). The screen LIMR's authors suggested in
+    place of a full run (GAIR-NLP/LIMR issue 31): the same ranking as learnability, from one generation pass."""
+    p = r[:, 0]
+    return p * (1 - p)
+
+
 METHODS = {  # name -> (score, default threshold or None for "the top --size"), largest score first
     "lim": (lambda r, band: lim_scores(r)[0], THETA),
     "linear": (lambda r, band: linear_scores(r), LINEAR_THETA),
@@ -95,6 +105,7 @@ METHODS = {  # name -> (score, default threshold or None for "the top --size"), 
     "learnability": (lambda r, band: learnability_scores(r), None),
     "informative": (lambda r, band: informative_scores(r), None),
     "band": (lambda r, band: band_scores(r, *band), None),
+    "passrate": (lambda r, band: passrate_scores(r), None),
 }
 
 
@@ -355,7 +366,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--scores", type=Path, help="select from a precomputed scores file instead of rollouts")
     a("--prompts", help="prompt file (or name: math8k, toy) whose records are selected; default: the run's own")
     a("--method", choices=list(METHODS), default="lim", help="lim (the paper), linear, rand, variance, "
-      "learnability, informative, band (see each score's docstring in lim.py)")
+      "learnability, informative, band, passrate (on a screen's log: limr.py --stage screen); see each score's "
+      "docstring in lim.py")
     a("--baseline", choices=list(METHODS), dest="method", help=argparse.SUPPRESS)  # the old name of --method
     a("--threshold", type=float, help="keep score >= this (lim: 0.6, linear: 0.7; other methods take the top --size)")
     a("--size", type=int, help="keep the top SIZE problems (default for rand, variance, learnability, "

@@ -390,7 +390,8 @@ def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: d
     generated = sum(len(s["ids"]) for s in samples)
     metrics = {"reward_mean": float(np.mean(rewards)), "accuracy": float(np.mean([r == 1 for r in rewards])),
                "format_error_rate": float(np.mean([r == -1 for r in rewards])),
-               "response_length": generated / len(samples),
+               "mixed_groups": 1 - float(uniform_groups(grouped).float().mean()),  # groups with a policy gradient
+               "response_length": generated / len(samples), "generated_tokens": generated,
                "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
                "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
                "seconds_train": t3 - t2, "seconds_sync": t4 - t3, "time": time.time(),
@@ -404,14 +405,9 @@ def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: d
 def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None) -> Path:
     """The whole run; returns its folder. reward_fn(responses, answers, truncated) -> list of floats (default:
     --reward); llm: an engine of the same base model to reuse (its weights are overwritten with ours first)."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    run, model_path = Path(args.runs_dir) / args.name, data.model_path(args.model)
-    if (run / "config.json").exists() and not args.resume:
-        raise data.LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
-    reward_fn = reward_fn or load_reward(args.reward)
-    prompts = stage_prompts(args)  # a bad --prompts file fails now, not after the model has loaded
+    device, run, model_path, reward_fn, prompts = run_inputs(args, reward_fn)
     policy, tokenizer = load_policy(args, model_path, device)
-    rows, total = prepare_run(run, args, prompts, policy, tokenizer)
+    rows, total = prepare_run(run, args, prompts, policy.config, tokenizer)
     optimizer, scheduler = make_optimizer(policy, args)
     start = restore(run, policy, optimizer, scheduler) if args.resume else 0
     policy.eval()
@@ -446,6 +442,49 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
                 break
     if stop["asked"]:
         print(f"stopped at step {step}; resume with: python limr.py --resume {run}")
+    return run
+
+
+def run_inputs(args: argparse.Namespace, reward_fn: Callable | None) -> tuple:
+    """What a run starts from, each bad input one line before a model loads: device, run folder, model path, the
+    reward, the stage's prompts."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    run, model_path = Path(args.runs_dir) / args.name, data.model_path(args.model)
+    if (run / "config.json").exists() and not args.resume:
+        raise data.LimrError(f"{run} already holds a run: continue it with --resume {run}, or pick another --name")
+    return device, run, model_path, reward_fn or load_reward(args.reward), stage_prompts(args)
+
+
+def screen(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None) -> Path:
+    """--stage screen: --n samples of every prompt from the base model under the run's sampling (chat template,
+    system prompt, temperature, token limit, per-request seeds), graded and logged in rollouts/ as epoch 0 of a run
+    that never trains: lim.py --method passrate reads it. It costs one generation pass (cost.json), where LIM and
+    the methods after it cost the FULL run whose trajectories they read. Rerun, it carries on where it stopped.
+    llm: an engine of the same base model to reuse (its weights are reloaded from disk first)."""
+    device, run, model_path, reward_fn, prompts = run_inputs(args, reward_fn)
+    tokenizer, config = load_tokenizer(args, model_path)
+    rows, total = prepare_run(run, args, prompts, config, tokenizer)
+    if llm is not None:  # vllm/model_executor/model_loader/reload/inplace.py: no iterator reloads the model's files
+        llm.collective_rpc("reload_weights")
+        llm.reset_prefix_cache()
+    llm = llm or start_vllm(args, model_path, device)
+    stop_ids, done = data.stop_token_ids(tokenizer, model_path), logged_steps(run)
+    for step in tqdm([k for k in range(1, total + 1) if k not in done], desc=args.name, dynamic_ncols=True):
+        batch = rows[(step - 1) * args.prompts_per_step : step * args.prompts_per_step]  # each prompt once
+        t0 = time.perf_counter()
+        samples = rollout(llm, batch, args, stop_ids, step)
+        t1 = time.perf_counter()
+        rewards = reward_fn([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
+                            [s["truncated"] for s in samples])
+        grouped = torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n)
+        metrics = {"step": step, "epoch": 0, "accuracy": float(np.mean([r == 1 for r in rewards])),
+                   "mixed_groups": 1 - float(uniform_groups(grouped).float().mean()),
+                   "generated_tokens": sum(len(s["ids"]) for s in samples), "seconds_generate": t1 - t0,
+                   "seconds_reward": time.perf_counter() - t1, "time": time.time()}
+        with open(run / "metrics.jsonl", "a") as f:  # before the rollouts: a step without them is redone
+            f.write(json.dumps(metrics) + "\n")
+        log_rollouts(run, step, [0] * len(batch), batch, samples, rewards, not args.no_log_responses)
+    data.write_atomic(run / "cost.json", json.dumps(run_cost(run), indent=1))
     return run
 
 
@@ -498,7 +537,7 @@ def stage_prompts(args: argparse.Namespace) -> list[dict]:
     if args.selection:
         return trainable(data.load_prompts(args.selection, strict=False))
     full = data.load_prompts(args.prompts)
-    if args.stage == "full" or (args.stage == "limr" and "prompts" in args.given):
+    if args.stage in ("full", "screen") or (args.stage == "limr" and "prompts" in args.given):
         return full
     folder, method = Path(args.runs_dir) / f"{args.preset}-full" / "lim", STAGES[args.stage]
     if (folder / f"{method}.json").exists():
@@ -515,14 +554,14 @@ def trainable(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["answer"].strip()]
 
 
-def prepare_run(run: Path, args, prompts: list[dict], policy, tokenizer) -> tuple[list[dict], int]:
+def prepare_run(run: Path, args, prompts: list[dict], model_config, tokenizer) -> tuple[list[dict], int]:
     """Input checks that need the model, then the run folder and its config.json; the encoded prompts and the
     number of steps."""
     if not prompts:
         raise data.LimrError(f"--stage {args.stage}: no prompts to train on (an empty --prompts file, or a LIM "
                              f"selection that kept none: lower --threshold)")
     length = args.max_prompt_tokens + max(args.max_response_tokens, eval_max_tokens(args))
-    context = getattr(policy.config, "max_position_embeddings", None) or length
+    context = getattr(model_config, "max_position_embeddings", None) or length
     if length > context:  # vLLM would refuse it with a screenful, after the run folder was made
         raise data.LimrError(f"--max-prompt-tokens + --max-response-tokens (or --eval-max-tokens) = {length} is "
                              f"more than {args.model}'s context of {context} tokens")
@@ -531,9 +570,13 @@ def prepare_run(run: Path, args, prompts: list[dict], policy, tokenizer) -> tupl
         raise data.LimrError(f"every prompt is longer than --max-prompt-tokens {args.max_prompt_tokens}")
     (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
     # every selection trains as many steps as FULL of this preset, revisiting its prompts (the paper's Figure 3;
-    # upstream trains both sets with one script, --num_episodes 10000)
-    total = args.steps or (math.ceil(args.epochs * len(rows) / args.prompts_per_step) if args.stage == "full"
-                           else full_steps(args, tokenizer))
+    # upstream trains both sets with one script, --num_episodes 10000); a screen visits each prompt once
+    per_step = args.prompts_per_step
+    if args.stage == "screen":
+        total = math.ceil(len(rows) / per_step)
+    else:
+        total = args.steps or (math.ceil(args.epochs * len(rows) / per_step) if args.stage == "full"
+                               else full_steps(args, tokenizer))
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "given")}
     config.update(prompts_count=len(rows), prompts_dropped_too_long=len(prompts) - len(rows),
                   steps_per_epoch=math.ceil(len(rows) / args.prompts_per_step), total_steps=total,
@@ -591,19 +634,29 @@ def load_reward(spec: str) -> Callable:
     return getattr(module, name)
 
 
+def load_tokenizer(args: argparse.Namespace, model_path: str) -> tuple:
+    """The base model's tokenizer and config, or one line for a --model that is not there or holds no model."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model_path), AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as e:
+        raise data.LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+
+
 def load_policy(args: argparse.Namespace, model_path: str, device: str):
     """The base model with fresh LoRA adapters (peft); optionally 4/8-bit base weights on CUDA."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     kwargs: dict = {"dtype": getattr(torch, args.dtype)}
     if args.load_in_4bit or args.load_in_8bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=getattr(torch, args.dtype))
+    tokenizer, _ = load_tokenizer(args, model_path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path, device_map=device, **kwargs)
-    except (OSError, ValueError) as e:  # no such model, or a folder that holds no model
+    except (OSError, ValueError) as e:
         raise data.LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
     for m in model.modules():  # on a CPU, bitsandbytes repacks 4-bit weights for inference at the first no-grad
         if hasattr(m, "support_avx512bf16_for_cpu"):  # eval-mode forward, and the repacked layout cannot train
@@ -740,10 +793,31 @@ def restore(run: Path, policy, optimizer, scheduler) -> int:
     for f in (run / "rollouts").glob("step_*"):
         if int(f.name.split("_")[1].split(".")[0]) > step:
             f.unlink()
-    if (run / "metrics.jsonl").exists():
-        keep = [r for r in data.read_rows(run / "metrics.jsonl") if r["step"] <= step]
-        data.write_atomic(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+    logged_steps(run)
     return step
+
+
+def logged_steps(run: Path) -> set[int]:
+    """The steps whose rollouts are logged; metrics.jsonl is cut back to them (a later step is redone, never logged
+    twice)."""
+    done = {int(f.name.split("_")[1].split(".")[0]) for f in (run / "rollouts").glob("step_*.jsonl.gz")}
+    if (run / "metrics.jsonl").exists():
+        keep = [r for r in data.read_rows(run / "metrics.jsonl") if r["step"] in done]
+        data.write_atomic(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
+    return done
+
+
+def run_cost(run: Path) -> dict:
+    """What a run cost, from metrics.jsonl: minutes of generating, grading, training and syncing (start-up and
+    held-out evaluation left out), tokens generated and trained. A FULL run's is the cost of every selection read
+    from its trajectories; a screen's, of the passrate selection."""
+    config, rows = json.loads((run / "config.json").read_text()), data.read_rows(run / "metrics.jsonl")
+    seconds = sum(r["seconds_generate"] + r["seconds_reward"] + r.get("seconds_train", 0) + r.get("seconds_sync", 0)
+                  for r in rows)
+    generated = sum(r.get("generated_tokens") or round(r["response_length"] * config["n"] * config["prompts_per_step"])
+                    for r in rows)  # runs from before generated_tokens was logged: every step sampled a full batch
+    return {"minutes": round(seconds / 60, 2), "generated_tokens": generated,
+            "trained_tokens": sum(r.get("train_tokens", 0) for r in rows), "steps": len(rows)}
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
@@ -755,11 +829,12 @@ def parser() -> argparse.ArgumentParser:
                                 epilog="presets:\n" + "\n".join(f"  {k}: {v}" for k, v in PRESETS.items()))
     a = p.add_argument
     a("--preset", choices=list(PRESETS), default="paper", help="a whole config (see below); flags override it")
-    a("--stage", choices=["full", *STAGES, "all"], default="full",
-      help="full: train on --prompts; limr: on the LIM selection of this preset's full run (else the published "
-           "1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; linear, "
-           "variance, ...: on that lim.py method's selection; each as many steps as full. all: full, LIM, the "
-           "selections and the comparison table, per --seeds (pipeline.py)")
+    a("--stage", choices=["full", "screen", *STAGES, "all"], default="full",
+      help="full: train on --prompts; screen: --n samples of each of --prompts from the base model, no training "
+           "(for lim.py --method passrate); limr: on the LIM selection of this preset's full run (else the "
+           "published 1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; "
+           "linear, variance, passrate, ...: on that lim.py method's selection; each as many steps as full. all: "
+           "full, LIM, the selections and the comparison table, per --seeds (pipeline.py)")
     a("--prompts", help="prompt set: math8k, limr, toy, or a JSON/JSONL file of {id, prompt, answer, source}")
     a("--selection", help="--stage limr|rand: train on this selection file (lim.py's output) instead of the "
                           "default one, runs/<preset>-full/lim/lim.json")
@@ -838,7 +913,12 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                                 "selection from that seed's own FULL run)")
     s.add_argument("--methods", default="lim,rand", help="selection methods to train, each a run at FULL's steps: "
                                                          "lim (LIMR), rand, linear, variance, learnability, "
-                                                         "informative, band")
+                                                         "informative, band, passrate (from a screen of the base "
+                                                         "model, which it runs)")
+    s.add_argument("--sizes", help="train every method at each of these subset sizes: numbers of problems, and "
+                                   "'lim' for the count LIM keeps at --threshold (default: lim alone)")
+    s.add_argument("--compare-steps", type=int, help="steps each selection trains, and FULL's checkpoint they are "
+                                                     "compared with (default: all of FULL's steps)")
     return p
 
 
@@ -867,7 +947,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.dtype = "bfloat16" if cuda else "float32"
     lowest = dict.fromkeys(("prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
                             "lora_alpha", "save_every", "max_prompt_tokens", "max_response_tokens", "eval_limit",
-                            "eval_max_tokens"), 1)
+                            "eval_max_tokens", "compare_steps"), 1)
     data.check_at_least(p, args, {**lowest, "n": 2, "warmup_steps": 0, "temperature": 0, "kl": 0, "clip_eps": 0,
                                   "cpu_kv_cache_gb": 0.1})  # n: a group needs two samples to compare
     return args
@@ -879,7 +959,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.stage == "all":  # the orchestration lives in pipeline.py, which runs each stage in its own process
         os.execv(sys.executable, [sys.executable, str(Path(__file__).with_name("pipeline.py")), *argv])
     try:
-        print(f"done: {train(args)}")
+        print(f"done: {(screen if args.stage == 'screen' else train)(args)}")
     except data.LimrError as e:
         sys.exit(f"limr.py: {e}")
     except KeyboardInterrupt:  # the second Ctrl-C

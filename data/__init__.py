@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 import urllib.request
 from pathlib import Path
 
@@ -123,7 +124,8 @@ def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], st
 
 
 def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
-    """Prompt records: 'math8k' (8,523), 'limr' (the 1,389 with LIM score >= 0.6), 'toy', or a JSON/JSONL file.
+    """Prompt records: 'math8k' (8,523), 'limr' (the 1,389 with LIM score >= 0.6), 'toy' (64; 'toyN': a pool of N
+    starting with them), or a JSON/JSONL file.
 
     strict=False keeps rows with an empty answer (selection needs only the records; training needs gradeable ones).
     """
@@ -133,8 +135,8 @@ def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
     if name_or_path == "limr":  # upstream ships it as an Arrow dataset; derive it from the pinned scores instead
         scores = {r["prompt"]: r["score"] for r in read_rows(fetch("lim_scores.json"))}
         return [r for r in load_prompts("math8k", strict) if scores.get(r["prompt"], -float("inf")) >= LIMR_THRESHOLD]
-    if name_or_path.startswith("toy"):
-        return toy_task(split=name_or_path.partition(":")[2] or "train")
+    if m := re.fullmatch(r"toy(\d*)(?::(\w+))?", name_or_path):  # toy, toy:test, toy192: a pool of 192
+        return toy_task(split=m[2] or "train", size=int(m[1] or TOY_SIZES["train"]))
     rows = read_rows(name_or_path)
     first: dict = {}  # id -> row number: ids key each problem's rewards, so LIM would merge two problems
     for n, row in enumerate(rows):
@@ -185,13 +187,15 @@ def toy_problem(rng: random.Random) -> tuple[str, str]:
     return f"What is {a + b} - {b}?", str(a)
 
 
-def toy_task(split: str = "train", seed: int = TOY_SEED) -> list[dict]:
-    """Seeded toy prompts; 'train' and 'test' draw from one stream, so the held-out split never repeats a train one."""
+def toy_task(split: str = "train", seed: int = TOY_SEED, size: int = TOY_SIZES["train"]) -> list[dict]:
+    """Seeded toy prompts from one stream that never repeats a prompt: the first 64 training prompts, then the 400
+    held out, then any further training prompts, so a larger pool (size) keeps the same held-out set and starts with
+    the same 64 (the demo's and the 33-seed study's pool)."""
     if split not in TOY_SIZES:
         raise LimrError(f"unknown toy split {split!r}; choose train or test")
     rng, seen, rows = random.Random(seed), set(), {"train": [], "test": []}
-    for s in ("train", "test"):
-        while len(rows[s]) < TOY_SIZES[s]:
+    for s, n in (("train", min(size, TOY_SIZES["train"])), ("test", TOY_SIZES["test"]), ("train", size)):
+        while len(rows[s]) < n:
             prompt, answer = toy_problem(rng)
             if prompt not in seen:
                 seen.add(prompt)
@@ -250,13 +254,17 @@ def demo_model() -> str:
 # ----------------------------------------------------------------------------------------- the vLLM engine
 
 def vllm_engine(model: str, cpu_kv_cache_gb: float = 2.0, gpu_memory: float = 0.85, **kwargs):
-    """A vLLM engine in this process (so the trainer can load new weights into it in place), quiet by default:
-    vLLM prints its INFO lines (one per step) only with VLLM_LOGGING_LEVEL=INFO in the environment."""
+    """A vLLM engine in this process (so the trainer can load new weights into it in place), quiet by default: vLLM
+    says only errors, unless VLLM_LOGGING_LEVEL=WARNING (or INFO: a line per step) is in the environment. Its CPU
+    warnings repeat at every engine start and ask nothing of the user (the torch.set_num_threads one is vLLM's CPU
+    worker refusing vLLM's own GPU-minded set_num_threads(1) calls, so torch keeps its threads; README)."""
     import logging
+    import warnings
 
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process, not a child
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="vllm")  # torch deprecations inside vLLM
     import torch
     from vllm import LLM
 
@@ -268,7 +276,7 @@ def vllm_engine(model: str, cpu_kv_cache_gb: float = 2.0, gpu_memory: float = 0.
         # _bookkeeping_sync rewinds the request's generator with set_offset, which CPU generators lack).
         kwargs.update(enforce_eager=True, kv_cache_memory_bytes=int(cpu_kv_cache_gb * 2**30),
                       enable_chunked_prefill=False)
-    return LLM(model=model, **kwargs)
+    return LLM(model=model, use_tqdm_on_load=False, **kwargs)
 
 
 def stop_token_ids(tokenizer, model_path: str) -> list[int]:

@@ -228,6 +228,22 @@ def test_top_size_breaks_ties_by_id_and_keeps_file_order():
     assert [r["id"] for r in lim.select_top(records, scores, 2, "id")] == ["b", "a"]  # file order, tie to "b"
     assert lim.select_top(records, {"a": 1.0, "b": -np.inf}, 2, "id") == [records[3]]  # out of band: never
 
+def test_passrate_puts_problems_sometimes_solved_first_and_breaks_ties_by_id(tmp_path):
+    """A screen's pass rates p over 4 samples: p (1 - p) ranks b, d (p = 1/2) before c, f (1/4 and 3/4) before a and
+    e (never or always solved: no gradient), each tie by id, whatever the order of the file."""
+    screen = {"e": [[1, 1, 1, 1]], "a": [[-0.5] * 4], "f": [[1, 1, 1, -1]], "d": [[1, -0.5, 1, -0.5]],
+              "c": [[1, -0.5, -0.5, -0.5]], "b": [[1, 1, -0.5, -0.5]]}
+    write_ours(tmp_path / "screen", screen)
+    prompts = [{"id": i, "prompt": f"prompt {i}", "answer": "1", "source": "t"} for i in screen]
+    (tmp_path / "p.json").write_text(json.dumps(prompts))
+    for size, expected in ((2, "bd"), (3, "bcd"), (4, "bcdf"), (5, "abcdf"), (6, "abcdef")):
+        out = tmp_path / f"k{size}.json"
+        lim.main(["--rollouts", str(tmp_path / "screen"), "--prompts", str(tmp_path / "p.json"), "--method",
+                  "passrate", "--size", str(size), "--out", str(out), "--no-plots"])
+        chosen = [r["id"] for r in json.loads(out.read_text())]
+        assert sorted(chosen) == list(expected) and chosen == [i for i in screen if i in expected]  # file order
+
+
 
 RUN_WITH_GAPS = {**RUN, "gap": [[], [1, 1], [1, -1]], "end": [[1, 1], [1, 1], []], "long": [[], [], [1, 1]]}
 

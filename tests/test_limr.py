@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from rewards import digit_share
+from rewards import digit_share, has_digit
 from safetensors.torch import load_file
 
 import data
@@ -303,6 +303,28 @@ def test_quantised_cli_runs_three_steps_with_the_self_check_at_float32_noise(tin
     assert [m["step"] for m in metrics] == [1, 2, 3] and all(m["optimizer_steps"] == 2 for m in metrics)
     assert all(m["train_tokens"] > 0 for m in metrics)  # every step trained, so every later step followed a sync
     assert max(m["logprob_diff_mean"] for m in metrics) < limr.MAX_LOGPROB_DIFF["float32"] / 100
+
+
+def test_screen_logs_each_prompt_once_trains_nothing_and_follows_its_seed(tiny_model, engine, tmp_path):
+    """--stage screen: --n samples of every prompt from the base model, in our rollout format (epoch 0), no update,
+    no checkpoint, its cost written; the same seed samples the same responses, another seed others."""
+    runs = [limr.screen(make_args(tmp_path, tiny_model, "--stage", "screen", "--temperature", "1.0",
+                                  "--prompts-per-step", "3", "--name", name, "--seed", seed), has_digit, engine)
+            for name, seed in (("a", "0"), ("b", "0"), ("c", "1"))]
+    logs = [[json.loads(line) for f in sorted((run / "rollouts").iterdir())
+             for line in gzip.decompress(f.read_bytes()).splitlines()] for run in runs]
+    assert sorted(row["id"] for row in logs[0]) == sorted(p["id"] for p in PROMPTS)  # each prompt once
+    assert all(row["epoch"] == 0 and len(row["rewards"]) == len(row["lengths"]) == 4 for row in logs[0])
+    assert [row["responses"] for row in logs[0]] == [row["responses"] for row in logs[1]]
+    assert [row["responses"] for row in logs[0]] != [row["responses"] for row in logs[2]]
+    assert not (runs[0] / "checkpoints").exists() and json.loads((runs[0] / "config.json").read_text())[
+        "total_steps"] == 3  # 8 prompts, 3 a step
+    cost = json.loads((runs[0] / "cost.json").read_text())
+    assert cost["trained_tokens"] == 0 and cost["generated_tokens"] == sum(sum(r["lengths"]) for r in logs[0])
+    keys, _, acc, fmt, by = lim.trajectories(runs[0] / "rollouts", None, None)  # what lim.py --method passrate reads
+    assert acc.shape == (8, 1) and fmt == "limr" and by == "id"
+    expected = {row["id"]: sum(x == 1 for x in row["rewards"]) / 4 for row in logs[0]}
+    assert dict(zip(keys, acc[:, 0])) == expected
 
 
 def test_it_learns(tiny_model, engine, tmp_path):

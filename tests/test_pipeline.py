@@ -64,3 +64,45 @@ def test_stage_all_runs_every_stage_once(tiny_model, tmp_path):
         with pytest.raises(data.LimrError, match=saved):  # a changed recipe is not mixed with saved runs; bad seeds
             pipeline.main(argv + [flag, value])
     pipeline.main(argv + ["--token-budget", "2048"])  # a memory knob may change
+
+
+def test_sizes_screen_and_costs(tiny_model, tmp_path):
+    """--methods lim,passrate,rand at two sizes (2 problems, and LIM's own), each trained --compare-steps steps
+    against FULL's checkpoint at that step; passrate from a screen of the base model; each selection's cost."""
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
+    argv = ["--preset", "demo", "--model", tiny_model, "--prompts", str(tmp_path / "prompts.json"),
+            "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--n", "4",
+            "--prompts-per-step", "4", "--epochs", "2", "--max-response-tokens", "12", "--no-one-shot",
+            "--temperature", "1.0", "--threshold", "0.0", "--eval-benchmarks", "toy", "--eval-limit", "4",
+            "--eval-max-tokens", "8", "--cpu-kv-cache-gb", "0.2", "--reward", f"{HERE / 'rewards.py'}:has_digit",
+            "--methods", "lim,passrate,rand", "--sizes", "2,lim", "--compare-steps", "2", "--dtype", "float32"]
+    with pytest.raises(data.LimrError, match="--sizes: expected distinct subset sizes"):
+        pipeline.main(argv + ["--sizes", "2,0"])
+    pipeline.main(argv)
+    runs, results = tmp_path / "runs", tmp_path / "results" / "demo"
+    full = runs / "demo-full"
+    assert json.loads((full / "config.json").read_text())["total_steps"] == 4  # 2 epochs of 8 prompts, 4 a step
+    assert (full / "eval" / "step_000002" / "summary.json").exists()  # FULL's checkpoint at the comparison's step
+    screen = json.loads((runs / "demo-screen" / "cost.json").read_text())
+    assert screen["trained_tokens"] == 0 and screen["generated_tokens"] > 0
+    lim_size = len(json.loads((full / "lim" / "lim.json").read_text()))
+    for stage in ("limr", "passrate", "rand"):
+        for k, size in (("2", 2), ("lim", lim_size)):
+            cfg = json.loads((runs / f"demo-{stage}-k{k}" / "config.json").read_text())
+            assert cfg["total_steps"] == 2 and cfg["prompts_count"] == size  # every method: same steps, same size
+    chosen = json.loads((full / "lim" / "passrate-k2.json").read_text())
+    summary = json.loads((full / "lim" / "passrate-k2_summary.json").read_text())
+    assert len(chosen) == 2 and summary["source"] == str(runs / "demo-screen" / "rollouts")
+    report = json.loads((results / "comparison.json").read_text())
+    methods = report["methods"]
+    assert set(methods) == {"full", *(f"{s}-k{k}" for s in ("limr", "passrate", "rand") for k in ("2", "lim"))}
+    assert methods["limr-k2"]["selection_cost"]["from"] == "full" and methods["rand-klim"]["selection_cost"][
+        "minutes"] == 0
+    assert methods["passrate-klim"]["selection_cost"]["generated_tokens"] == screen["generated_tokens"]
+    assert all(0 <= x <= 1 for x in methods["limr-k2"]["gradient_groups"].values())
+    for name in ("limr-k2 - passrate-k2", "limr-k2 - rand-k2", "limr-klim - full", "passrate-klim - full"):
+        assert name in report["differences"]
+    assert (results / "accuracy_vs_size.png").stat().st_size > 1000
+    assert "selection cost" in (results / "table.md").read_text()
+    with pytest.raises(data.LimrError, match="no evaluated checkpoint at step 3"):  # FULL has none there
+        pipeline.main(argv + ["--compare-steps", "3"])
