@@ -34,7 +34,7 @@ LORA_IDS = itertools.count(1)  # vLLM caches adapters by id: a reused id would s
 # ------------------------------------------------------------------------------------------- the protocol
 
 def generate(llm, rows: list[dict], n: int, temperature: float, setup: dict, stop_ids: list[int],
-             lora=None) -> list[list[tuple[str, bool]]]:
+             lora=None, progress: bool = True) -> list[list[tuple[str, bool]]]:
     """(response, truncated) for each sample of each problem, prompted as in training (template, end tokens)."""
     from vllm import SamplingParams
 
@@ -47,7 +47,7 @@ def generate(llm, rows: list[dict], n: int, temperature: float, setup: dict, sto
                              max_tokens=setup["max_tokens"], stop_token_ids=stop_ids,
                              seed=random.Random(f"eval/{r['id']}").getrandbits(31))  # same samples on every run
               for r in rows]
-    outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=len(rows) > 100)
+    outs = llm.generate(prompts, params, lora_request=lora, use_tqdm=progress and len(rows) > 100)
     return [[(o.text, o.finish_reason == "length") for o in out.outputs] for out in outs]
 
 
@@ -82,9 +82,11 @@ def finished(path: Path, wanted: dict) -> list[dict] | None:
     return graded if graded and all(g.get("settings") == wanted for g in graded) else None
 
 
-def evaluate(llm, folder: Path, setup: dict, stop_ids: list[int], lora=None, force: bool = False) -> dict:
+def evaluate(llm, folder: Path, setup: dict, stop_ids: list[int], lora=None, force: bool = False,
+             progress: bool = True) -> dict:
     """Run (or reuse) each of setup['benchmarks'] into folder: <benchmark>.jsonl, summary.json, table.md.
-    setup: model, adapter (its weights' sha256), benchmarks, limit, n, temperature, max_tokens, template, one_shot."""
+    setup: model, adapter (its weights' sha256), benchmarks, limit, n, temperature, max_tokens, template, one_shot.
+    progress: vLLM's bar over a long benchmark (off inside training, where the stage's own bar is the one)."""
     folder.mkdir(parents=True, exist_ok=True)
     summary = {"name": setup.get("name", folder.name), "model": setup["model"], "adapter": setup["adapter"],
                "template": setup["template"], "benchmarks": {}}
@@ -93,7 +95,7 @@ def evaluate(llm, folder: Path, setup: dict, stop_ids: list[int], lora=None, for
         graded = None if force else finished(path, wanted)
         if graded is None:
             rows = data.load_benchmark(b)[: setup.get("limit")]
-            samples = generate(llm, rows, wanted["n"], wanted["temperature"], setup, stop_ids, lora)
+            samples = generate(llm, rows, wanted["n"], wanted["temperature"], setup, stop_ids, lora, progress)
             graded = [{**g, "settings": wanted} for g in grade(rows, samples)]
             data.write_atomic(path, "".join(json.dumps(g, ensure_ascii=False) + "\n" for g in graded))
         verdicts = [c for g in graded for c in g["correct"]]

@@ -508,7 +508,8 @@ def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s:
                               str(figures.score_histogram(finite, cut, out.with_name(out.stem + "_scores.png"),
                                                           args.method))]
     data.write_atomic(out.with_name(out.stem + "_summary.json"), json.dumps(summary, indent=1))
-    print(json.dumps({k: v for k, v in summary.items() if k != "r_avg"}, indent=1))
+    print(f"{args.method}: {len(chosen)} of {summary['problems_read' if 'r' in run else 'problems_scored']} "
+          f"problems -> {out} (summary: {out.with_name(out.stem + '_summary.json')})")
     return summary
 
 

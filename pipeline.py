@@ -21,6 +21,8 @@ what is already done, so the same command carries on after a crash or Ctrl-C.
 """
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -179,7 +181,9 @@ def main(argv: list[str] | None = None) -> Path:
                 run, stage_of[m], common, ["--selection", str(chosen), "--steps", str(steps)], evaluation, steps)
     for full in fulls.values():  # what each selection method would choose on the run, against LIM's choice
         if not (full / "lim" / "compare_methods.json").exists():
-            lim.main(["--rollouts", str(full / "rollouts"), "--compare-methods", "--threshold", str(args.threshold)])
+            with contextlib.redirect_stdout(io.StringIO()):  # its table is in the file; this output is one table
+                lim.main(["--rollouts", str(full / "rollouts"), "--compare-methods", "--threshold",
+                          str(args.threshold)])
     costs = {seed: {"full": limr.run_cost(fulls[seed]), "screen": limr.run_cost(screens[seed]) if screens else None}
              for seed in seeds}
     return write_results(runs, results, args, costs)

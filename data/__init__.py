@@ -239,6 +239,7 @@ def demo_model() -> str:
 
     src, gguf = Path(spec.origin).parent, "SmolLM2-135M-Instruct.Q4_1.gguf"
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=gguf)
+    tokenizer.clean_up_tokenization_spaces = False  # ignored for a BPE tokenizer anyway, with a warning per engine
     loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf, dtype=torch.float32)
     config = loaded.config.to_dict()
     config.pop("quantization_config", None)
@@ -263,6 +264,7 @@ def vllm_engine(model: str, cpu_kv_cache_gb: float = 2.0, gpu_memory: float = 0.
 
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the engine in this process, not a child
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    logging.getLogger("vllm").setLevel(os.environ["VLLM_LOGGING_LEVEL"].upper())  # for what it logs while importing
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=FutureWarning, module="vllm")  # torch deprecations inside vLLM
     import torch
