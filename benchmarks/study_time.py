@@ -1,12 +1,15 @@
-"""How long `make study` took, read back from the run folders it wrote (runs/study/), so a study spread over
-several sittings (every stage skips what is done) still gets one honest figure.
+"""How long `make study` (or `make study-screen`) took, read back from the run folders it wrote, so a study spread
+over several sittings (every stage skips what is done) still gets one honest figure.
 
 A stage is timed from its config.json (written once the model is loaded and the run folder made) to its last
-evaluation's summary.json; what comes before the folder (starting Python, loading the model, LIM on the FULL run)
-is the gap from the previous stage's last evaluation to that config.json, measured wherever two stages ran back to
-back, and added as its median. Writes reference/study/time.json.
+evaluation's summary.json (a screen's: its cost.json); what comes before the folder (starting Python, loading the
+model, LIM on the FULL run) is the gap from the previous stage's end to that config.json, measured wherever two
+stages ran back to back, and added as its median. Writes reference/study/time.json.
 
     .venv/bin/python benchmarks/study_time.py [--runs-dir runs/study] [--seeds 0,...,32] [--stages full,limr,rand]
+    .venv/bin/python benchmarks/study_time.py --runs-dir runs/study-screen --seeds 0,1,2,3,4,5,6,7 --stages \
+        full,screen,limr-k10,passrate-k10,rand-k10,limr-klim,passrate-klim,rand-klim,limr-k96,passrate-k96,rand-k96 \
+        --out reference/study-screen/time.json
 """
 
 import argparse
@@ -24,9 +27,13 @@ from pipeline import run_name, seed_list  # noqa: E402  (--stage all's folder na
 
 
 def stage_times(run: Path) -> tuple[float, float]:
-    """(start, end): the run's config.json written, its last evaluation written (file modification times)."""
-    end = max(p.stat().st_mtime for p in run.glob("eval/step_*/summary.json"))
+    """(start, end): the run's config.json written, its last evaluation (or a screen's cost) written."""
+    end = max(p.stat().st_mtime for p in finished(run))
     return (run / "config.json").stat().st_mtime, end
+
+
+def finished(run: Path) -> list[Path]:
+    return [*run.glob("eval/step_*/summary.json"), *run.glob("cost.json")]
 
 
 def main() -> None:
@@ -39,12 +46,12 @@ def main() -> None:
     root, stages = Path(args.runs_dir), args.stages.split(",")
     seeds = seed_list(args.seeds)
     runs = {(s, st): root / run_name("demo", st, s) for s in seeds for st in stages}
-    missing = [str(r) for r in runs.values() if not list(r.glob("eval/step_*/summary.json"))]
+    missing = [str(r) for r in runs.values() if not finished(r)]
     if missing:
         raise SystemExit(f"not finished: {', '.join(missing)}")
     spans = {k: stage_times(r) for k, r in runs.items()}
     # every run folder under runs-dir (the study-methods stages too), in the order they ran: the back-to-back gaps
-    every = sorted(stage_times(r) for r in root.iterdir() if list(r.glob("eval/step_*/summary.json")))
+    every = sorted(stage_times(r) for r in root.iterdir() if finished(r))
     gaps = [b[0] - a[1] for a, b in zip(every, every[1:]) if 0 < b[0] - a[1] < 300]
     gap = statistics.median(gaps)
     per_seed = {s: sum(spans[s, st][1] - spans[s, st][0] + gap for st in stages) / 60 for s in seeds}

@@ -106,3 +106,16 @@ def test_sizes_screen_and_costs(tiny_model, tmp_path):
     assert "selection cost" in (results / "table.md").read_text()
     with pytest.raises(data.LimrError, match="no evaluated checkpoint at step 3"):  # FULL has none there
         pipeline.main(argv + ["--compare-steps", "3"])
+
+
+def test_new_flags_are_refused_in_one_line_before_anything_runs(tmp_path, capsys):
+    argv = ["--preset", "demo", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    for sizes in ("2,2", "lim,0", "ten", "-5"):  # repeated, zero, words, negative
+        with pytest.raises(data.LimrError, match="--sizes: expected distinct subset sizes"):
+            pipeline.main(argv + ["--sizes", sizes])
+    with pytest.raises(SystemExit, match="2"):  # 0 must not mean "all of FULL's steps"
+        pipeline.main(argv + ["--compare-steps", "0"])
+    assert "--compare-steps must be at least 1" in capsys.readouterr().err
+    with pytest.raises(data.LimrError, match="--methods: unknown screen"):  # the screen is a stage, passrate its method
+        pipeline.main(argv + ["--methods", "lim,screen"])
+    assert not (tmp_path / "runs").exists()
