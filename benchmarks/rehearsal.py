@@ -472,6 +472,25 @@ def part_7b(a: argparse.Namespace, env: dict, out: dict) -> None:
                                 "measured_increment_gb": result["torch_peak_increment_gb"]}}
 
 
+def readme_numbers(part: str, out: dict) -> dict:
+    """The numbers the README's rehearsal paragraph quotes, from a part's results."""
+    if part == "1.5b":
+        steps, memory = out["steps"], out["memory"]
+        ckpt = out["checkpoints"]["step_000003"]
+        return {"minutes": round(sum(c["seconds"] for c in out["children"].values()) / 60, 1),
+                **{f"median_{k}": round(sorted(s[k] for s in steps)[len(steps) // 2], 1) for k in (
+                    "seconds_generate", "generate_tokens_per_second", "seconds_train", "seconds_sync")},
+                "generating_gb": memory["generating"], "training_gb": memory["training"],
+                "process_baseline_gb": memory["process_baseline_gb"], "evaluate_gb": memory["evaluate"],
+                "checkpoint_mb": {f: round(b / 1e6, 1) for f, b in ckpt.items()},
+                "logprob_diff_mean": [round(s["logprob_diff_mean"], 4) for s in steps]}
+    return {"minutes": round((out["model"]["run"]["seconds"] + out["layer"]["run"]["seconds"]) / 60, 1),
+            "model_resident": out["model"]["resident"], "model_tensors": out["model"]["tensors"],
+            "layer_resident": out["layer"]["resident"], "layer_tensors": out["layer"]["tensors"],
+            "checkpoint_gb": round(sum(out["model"]["checkpoint_bytes"].values()) / GB, 2),
+            "merged_weights": out["model"]["merged_weights"]}
+
+
 # ---------------------------------------------------------------------------------------------------- CLI
 
 def machine() -> dict:
@@ -521,6 +540,8 @@ def main() -> None:
             out = result.setdefault("parts", {})[part] = {}
             try:
                 run(a, env, out)
+                out["readme"] = readme_numbers(part, out)
+                print(json.dumps(out["readme"], indent=1), flush=True)
             except ChildFailed as e:  # keep what the part measured before it; the next part still runs
                 out["error"] = str(e)
                 print(f"rehearsal.py: {part}: {e}", file=sys.stderr, flush=True)
