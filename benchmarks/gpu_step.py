@@ -20,25 +20,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import limr  # noqa: E402
+from benchmarks import shapes  # noqa: E402
 
 torch = limr.torch
-SHAPES = {  # Qwen2 configs of the two base models (hidden, layers, heads, kv heads, intermediate, vocab)
-    "7b": (3584, 28, 28, 4, 18944, 152064),
-    "1.5b": (1536, 28, 12, 2, 8960, 151936),
-    "tiny": (64, 2, 2, 1, 128, 1000),
-}
+# the base models' published configs (the 1.5B ties its LM head to the embedding, the 7B does not); tiny: this
+# script's own check on a CPU, a small vocabulary so it takes seconds
+SHAPES = {"7b": shapes.QWEN25_MATH_7B, "1.5b": shapes.QWEN25_MATH_1_5B, "tiny": {**shapes.TINY, "vocab_size": 1000}}
 
 
 def random_policy(shape: str, args, device: str):
     from transformers import AutoModelForCausalLM, Qwen2Config
 
-    hidden, layers, heads, kv, inter, vocab = SHAPES[shape]
-    config = Qwen2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                         num_key_value_heads=kv, intermediate_size=inter, vocab_size=vocab,
-                         max_position_embeddings=4096, tie_word_embeddings=False)
+    config = Qwen2Config(**SHAPES[shape])
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, args.dtype))
-    return limr.with_lora(model, args), vocab
+    return limr.with_lora(model, args), config.vocab_size
 
 
 def measure(shape: str, a, device: str) -> dict:
