@@ -137,6 +137,13 @@ def seed_list(text: str) -> list[int]:
     return [int(s) for s in given]
 
 
+def method_list(text: str) -> list[str]:
+    unknown = [m for m in text.split(",") if m not in lim.METHODS]
+    if unknown:
+        raise data.LimrError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(lim.METHODS)}")
+    return text.split(",")
+
+
 def size_list(text: str | None) -> list[str]:
     """--sizes: numbers of problems, and 'lim' for the count LIM keeps; LIM's alone by default."""
     given = (text or "lim").rstrip(",").split(",")
@@ -149,10 +156,7 @@ def size_list(text: str | None) -> list[str]:
 def main(argv: list[str] | None = None) -> Path:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = limr.parse_args(argv + ["--stage", "all"])
-    seeds, methods, sizes = seed_list(args.seeds), args.methods.split(","), size_list(args.sizes)
-    unknown = [m for m in methods if m not in lim.METHODS]
-    if unknown:
-        raise data.LimrError(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(lim.METHODS)}")
+    seeds, methods, sizes = seed_list(args.seeds), method_list(args.methods), size_list(args.sizes)
     stage_of = {method: stage for stage, method in limr.STAGES.items()}  # lim -> limr, the others their own name
     label = (lambda stage, k: f"{stage}-k{k}") if args.sizes else (lambda stage, k: stage)
     root, results = Path(args.runs_dir), Path(args.results_dir) / args.preset
@@ -161,8 +165,7 @@ def main(argv: list[str] | None = None) -> Path:
     fulls = {seed: root / run_name(args.preset, "full", seed) for seed in seeds}
     screens = {seed: root / run_name(args.preset, "screen", seed) for seed in seeds} if "passrate" in methods else {}
     check_same_recipe(args, [*fulls.values(), *screens.values(), *name.values()], list(fulls.values()))
-    toy = re.fullmatch(r"toy\d*", args.prompts or "")
-    bench = args.eval_benchmarks or ("toy" if toy else "aime24,amc23,math500")
+    bench = args.eval_benchmarks or ("toy" if re.fullmatch(r"toy\d*", args.prompts or "") else "aime24,amc23,math500")
     evaluation = {"eval_benchmarks": bench, "eval_limit": args.eval_limit, "eval_max_tokens": args.eval_max_tokens}
     runs: dict[str, dict[int, Path]] = {"full": {}}
     for seed in seeds:
