@@ -5,7 +5,7 @@
 # make study-methods  seeds 0-4 with the variance method too (about 105 minutes; shares study's runs)
 # make study-screen  LIM against a base-model screen and RAND at three subset sizes of a 192-problem pool (README)
 PY := .venv/bin/python
-# tcmalloc, as vLLM's CPU guide asks: a quarter off each update, a fifth off generation here (README); setup.sh
+# tcmalloc, as vLLM's CPU guide asks: 15% off each update, a little off generation here (README); setup.sh
 # installs it where it can (root with apt), and runs go on without it elsewhere
 PRELOAD := $(if $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4),LD_PRELOAD=$(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4)))
 SCREEN_SEEDS := 0,1,2,3,4,5,6,7
