@@ -13,11 +13,11 @@ models' 151,936 / 152,064 vocabulary rows exceed the tokenizer's, as Qwen's own 
   the adapter really moves (a random model's answers all score -1, which would leave LoRA's update at exactly zero
   and the sync with nothing to carry).
 - part 7b: the paper preset's update (bf16, LoRA r 64 on every linear layer, gradient checkpointing, the chunked LM
-  head at temperature 1.2) on one sequence as long as the preset trains (a 1,024-token prompt and a 3,072-token
-  answer: the model's whole 4,096-token context), then a checkpoint saved and restored and the merged weights the
-  sync sends (the untied LM head among them); and one decoder layer at 7B width on a whole micro-batch of the preset
-  (32,768 tokens), where one layer's recomputation, not the LM head, is the backward's peak. No engine: a float32
-  CPU engine beside the bf16 policy would need 46 GB.
+  head at temperature 1.2) on one sequence as long as fits 24 GB (a 1,024-token prompt and a 512-token answer; the
+  preset's longest, 1,024 + 3,072, was killed at 24.2 GB resident here), then a checkpoint saved and restored and
+  the merged weights the sync sends (the untied LM head among them); and one decoder layer at 7B width on rows of
+  4,096 tokens (4 by default, half the preset's 32,768-token micro-batch), where one layer's recomputation, not the
+  LM head, is the backward's peak. No engine: a float32 CPU engine beside the bf16 policy would need 46 GB.
 
 Each part, and each program in it, runs in its own process, which this one samples every 0.25 s (resident memory,
 /proc/PID/status); the peak of each phase (from metrics.jsonl's seconds, or the children's marks) goes next to the
@@ -27,7 +27,7 @@ allocator's slack (what is left: measured - predicted; glibc's malloc, not tcmal
 children also count torch's own tensors with its profiler's memory events, what torch.cuda.max_memory_allocated()
 reports on a GPU: that number checks the arithmetic without any slack.
 
-    .venv/bin/python benchmarks/rehearsal.py                # both parts (estimates: 1-1.5 h for 1.5b, 45-90 min 7b)
+    .venv/bin/python benchmarks/rehearsal.py                # both parts (estimates: 1-1.5 h for 1.5b; 7b: 7 min)
     .venv/bin/python benchmarks/rehearsal.py --part 7b      # one part; the other's numbers in the file are kept
     .venv/bin/python benchmarks/rehearsal.py --shape tiny   # the same code paths in two minutes (runs/rehearsal-tiny)
 
@@ -514,8 +514,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=2, help="1.5b: samples a prompt (the preset's 8)")
     p.add_argument("--eval-problems", type=int, default=2, help="1.5b: MATH500 problems evaluate.py answers")
     p.add_argument("--prompt-7b", type=int, default=1024, help="7b: prompt tokens (the preset's limit)")
-    p.add_argument("--answer-7b", type=int, default=3072, help="7b: answer tokens (the preset's limit)")
-    p.add_argument("--layer-rows", type=int, default=8, help="7b: rows of 4,096 tokens in the one-layer micro-batch "
+    p.add_argument("--answer-7b", type=int, default=512, help="7b: answer tokens (the preset's limit is 3072: with a "
+                                                              "1024-token prompt it ran out of 24 GB here; 512 fits)")
+    p.add_argument("--layer-rows", type=int, default=4, help="7b: rows of 4,096 tokens in the one-layer micro-batch "
                                                              "(the preset's budget holds 8; 4 if 8 run out of memory)")
     for flag in ("--child", "--result", "--model-shape", "--overrides", "--answers"):  # this script as its own child
         p.add_argument(flag, help=argparse.SUPPRESS)
