@@ -27,7 +27,7 @@ allocator's slack (what is left: measured - predicted; glibc's malloc, not tcmal
 children also count torch's own tensors with its profiler's memory events, what torch.cuda.max_memory_allocated()
 reports on a GPU: that number checks the arithmetic without any slack.
 
-    .venv/bin/python benchmarks/rehearsal.py                # both parts (estimates: 1-1.5 h for 1.5b; 7b: 7 min)
+    .venv/bin/python benchmarks/rehearsal.py                # both parts (1.5b: 38 min here; 7b: 7 min)
     .venv/bin/python benchmarks/rehearsal.py --part 7b      # one part; the other's numbers in the file are kept
     .venv/bin/python benchmarks/rehearsal.py --shape tiny   # the same code paths in two minutes (runs/rehearsal-tiny)
 
