@@ -11,7 +11,6 @@ own count. Reads run folders, trains nothing. Writes reference/study-screen/visi
     .venv/bin/python benchmarks/lim_visit_time.py runs/study-screen/demo-full*
 """
 
-import gzip
 import json
 import sys
 import time
@@ -32,7 +31,7 @@ def visits(run: Path) -> tuple[dict, np.ndarray]:
     out: dict[str, dict[int, tuple[int, float]]] = {}
     per_step = []
     for f in sorted((run / "rollouts").glob("step_*.jsonl.gz")):
-        rows = [json.loads(line) for line in gzip.decompress(f.read_bytes()).splitlines()]
+        rows = lim.read_rows_of("limr", f)  # our rollout log, read as lim.py reads it
         per_step.append(np.mean([x == 1 for r in rows for x in r["rewards"]]))
         for r in rows:
             out.setdefault(r["id"], {})[r["epoch"]] = (r["step"], float(np.mean([x == 1 for x in r["rewards"]])))
