@@ -482,3 +482,22 @@ def test_a_selection_trains_as_many_steps_as_full_and_steps_overrides_it(tiny_mo
     run = limr.train(make_args(tmp_path, tiny_model, "--stage", "limr", *sub, "--steps", "3", "--name", "sub3"),
                      digit_share, engine)
     assert json.loads((run / "config.json").read_text())["total_steps"] == 3
+
+
+def test_cli_runs_are_quiet(tiny_model, tmp_path):
+    """#23: a run prints our progress bar and one-line messages, not vLLM's, torch's or bitsandbytes' warnings (42
+    vLLM WARNING lines and torch's NUMA notice a demo before); evaluate.py's own runs keep only vLLM's bar."""
+    (tmp_path / "prompts.json").write_text(json.dumps(PROMPTS))
+    env = {k: v for k, v in os.environ.items() if k not in ("VLLM_LOGGING_LEVEL", "TORCH_CPP_LOG_LEVEL")}
+    runs = [[str(ROOT / "limr.py"), "--preset", "demo", "--model", tiny_model, "--prompts",
+             str(tmp_path / "prompts.json"), "--runs-dir", str(tmp_path / "runs"), "--name", "quiet", "--dtype",
+             "float32", "--steps", "1", "--n", "2", "--prompts-per-step", "2", "--max-response-tokens", "8",
+             "--no-one-shot"],
+            [str(ROOT / "evaluate.py"), "--model", tiny_model, "--benchmarks", "toy", "--limit", "2", "--max-tokens",
+             "8", "--out", str(tmp_path / "eval")]]
+    for cli in runs:
+        done = subprocess.run([sys.executable, *cli], capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = [x for x in re.split(r"[\r\n]", done.stdout + done.stderr) if x.strip()]
+        noise = [x for x in lines if re.search(r"WARNING|Warning|NUMA|warn\(", x)]
+        assert not noise, noise[:5]
