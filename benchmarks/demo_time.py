@@ -1,19 +1,19 @@
-"""The README's main job, timed: `limr.py --preset demo --stage all` from empty runs/ and results/ folders (in a
-temporary folder, so the repo's own are untouched), and where the time goes.
+"""The README's main job, timed: `make demo` (limr.py --preset demo --stage all --compare-steps 16 --save-every 16,
+tcmalloc preloaded where installed) from empty runs/ and results/ folders (in a temporary folder, so the repo's own
+are untouched), and where the time goes.
 
 Each stage is timed from the end of the previous one to its last evaluation (so FULL includes starting Python,
 loading the model and vLLM and evaluating step 0; LIMR includes LIM, seconds), with its training steps' share.
 Writes reference/demo_time.json, and keeps what the README shows of the run in reference/demo/ (the table, Figure 3,
 FULL's metrics, LIM's Figure 2 and score histogram, the methods compared on FULL's run).
 
-    .venv/bin/python benchmarks/demo_time.py        # about 20 minutes on a 2-core CPU
+    .venv/bin/python benchmarks/demo_time.py        # about 10 minutes on a 2-core CPU
 """
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +25,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs, results = Path(tmp) / "runs", Path(tmp) / "results"
         start = time.time()
-        subprocess.run([sys.executable, str(ROOT / "limr.py"), "--preset", "demo", "--stage", "all", "--runs-dir",
-                        str(runs), "--results-dir", str(results)], check=True, cwd=ROOT)
+        subprocess.run(["make", "-s", "demo", f"ARGS=--runs-dir {runs} --results-dir {results}"], check=True, cwd=ROOT)
         end = time.time()
         out = {"date": time.strftime("%Y-%m-%d", time.gmtime(start)), "cpus": os.cpu_count(),
                "total_minutes": round((end - start) / 60, 2)}
