@@ -7,14 +7,14 @@ token-averaged loss, rewards from reward.py. Matched on purpose: no gradient che
 default turns it on), micro-batches of about 16 sequences on both (TRL: 16 per device x 4 accumulation steps;
 ours: --token-budget 1600), our uniform-group skipping off. Ours samples with vLLM in the training process;
 TRL's colocated vLLM is tried too (it cannot load weights into vLLM's CPU backend) and TRL's default, transformers'
-generate, is timed.
+generate, is timed. TRL has no prefix sharing; ours runs with it (the default) and with --no-prefix-sharing.
 
 A step is the time between the ends of consecutive optimizer steps (model loading and engine start-up excluded),
-the first one dropped as warm-up; each side runs REPEATS times, and we report the median step and the spread over
-runs, with the time in generation and in the update per step on both sides (TRL's generation is timed around its
-own _generate_and_score_completions). TRL runs in .venv-trl (scripts/setup_trl.sh), layered over .venv.
+the first one dropped as warm-up; each side runs --repeats times (3), and we report the median step and the spread
+over runs, with the time in generation and in the update per step on both sides (TRL's generation is timed around
+its own _generate_and_score_completions). TRL runs in .venv-trl (scripts/setup_trl.sh), layered over .venv.
 
-    scripts/setup_trl.sh && .venv/bin/python benchmarks/trl_compare.py      # -> reference/trl_compare.json
+    scripts/setup_trl.sh && LD_PRELOAD=libtcmalloc_minimal.so.4 .venv/bin/python benchmarks/trl_compare.py --repeats 2
 """
 
 import argparse
@@ -44,11 +44,11 @@ def step_seconds(ends: list[float]) -> dict:
     return {"seconds_per_step": round(statistics.median(gaps), 2), "step_seconds": [round(g, 2) for g in gaps]}
 
 
-def run_ours(out: Path) -> dict:
+def run_ours(out: Path, sharing: bool) -> dict:
     import limr
 
     argv = ["--preset", "demo", "--stage", "full", "--name", "ours", "--runs-dir", str(out), "--steps", str(STEPS),
-            "--save-every", "1000", *OURS]
+            "--save-every", "1000", *OURS, *([] if sharing else ["--no-prefix-sharing"])]
     args = limr.parse_args(argv)
     for k, v in SHARED.items():
         assert getattr(args, k) == v, (k, getattr(args, k), v)  # the demo preset is the shared configuration
@@ -128,9 +128,9 @@ def run_trl(out: Path, use_vllm: bool) -> dict:
             "gradient_checkpointing": config.gradient_checkpointing}
 
 
-def repeated(run) -> dict:
-    """REPEATS runs of one side: the median step and its spread over the runs, and the phases."""
-    runs = [run() for _ in range(REPEATS)]
+def repeated(run, repeats: int) -> dict:
+    """Repeated runs of one side: the median step and its spread over the runs, and the phases."""
+    runs = [run() for _ in range(repeats)]
     if any("error" in r for r in runs):
         return next(r for r in runs if "error" in r)
     per_run = [r["seconds_per_step"] for r in runs]
@@ -148,9 +148,9 @@ def trl_side(side: str) -> dict:
     return json.loads(lines[-1][7:]) if lines else {"error": errors[-1] if errors else proc.stderr[-500:]}
 
 
-def ours_once() -> dict:
+def ours_once(side: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:  # in its own process, like TRL's, so runs do not share an engine
-        proc = subprocess.run([sys.executable, __file__, "--side", "ours", "--out", tmp], capture_output=True,
+        proc = subprocess.run([sys.executable, __file__, "--side", side, "--out", tmp], capture_output=True,
                               text=True)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     return json.loads(lines[-1][7:]) if lines else {"error": proc.stderr[-500:]}
@@ -158,11 +158,13 @@ def ours_once() -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--side", choices=["trl-vllm", "trl-generate", "ours"], help="internal: one run, print JSON")
+    p.add_argument("--side", choices=["trl-vllm", "trl-generate", "ours", "ours-no-sharing"],
+                   help="internal: one run, print JSON")
     p.add_argument("--out", default=str(ROOT / "reference" / "trl_compare.json"))
+    p.add_argument("--repeats", type=int, default=REPEATS, help="runs of each side (the median is reported)")
     a = p.parse_args()
-    if a.side == "ours":
-        print("RESULT " + json.dumps(run_ours(Path(a.out))), flush=True)
+    if a.side in ("ours", "ours-no-sharing"):
+        print("RESULT " + json.dumps(run_ours(Path(a.out), sharing=a.side == "ours")), flush=True)
         return
     if a.side:
         with tempfile.TemporaryDirectory() as tmp:
@@ -172,10 +174,11 @@ def main() -> None:
         sys.exit(f"{TRL_PYTHON} is missing: run scripts/setup_trl.sh first")
     results = {"trl-vllm": trl_side("trl-vllm")}  # one try: it fails at its first weight sync on a CPU
     print("trl-vllm", results["trl-vllm"], flush=True)
-    results["trl-generate"] = repeated(lambda: trl_side("trl-generate"))
+    results["trl-generate"] = repeated(lambda: trl_side("trl-generate"), a.repeats)
     print("trl-generate", results["trl-generate"], flush=True)
-    results["ours"] = repeated(ours_once)
-    print("ours", results["ours"], flush=True)
+    for side in ("ours", "ours-no-sharing"):  # TRL has no prefix sharing: ours with it on (default) and off
+        results[side] = repeated(lambda s=side: ours_once(s), a.repeats)
+        print(side, results[side], flush=True)
     import torch
     import transformers
     import vllm
@@ -184,7 +187,7 @@ def main() -> None:
                                "transformers.__version__, vllm.__version__)"], capture_output=True, text=True).stdout
     trl_v, trl_transformers, trl_vllm = versions.split()
     results = {"date": time.strftime("%Y-%m-%d"), "configuration": SHARED, "ours_flags": OURS,
-               "steps_timed": STEPS - 1, "repeats": REPEATS, "torch_threads": torch.get_num_threads(),
+               "steps_timed": STEPS - 1, "repeats": a.repeats, "torch_threads": torch.get_num_threads(),
                "cpu_count": os.cpu_count(), "trl": trl_v, "trl_side_transformers": trl_transformers,
                "trl_side_vllm": trl_vllm, "our_transformers": transformers.__version__, "our_vllm": vllm.__version__,
                **results}
@@ -192,6 +195,10 @@ def main() -> None:
         ratios = [t / o for t in results["trl-generate"]["runs"] for o in results["ours"]["runs"]]
         results["trl-generate_over_ours"] = {"median": round(statistics.median(ratios), 2),
                                              "min": round(min(ratios), 2), "max": round(max(ratios), 2)}
+    if "seconds_per_step" in results["ours-no-sharing"]:
+        ratios = [t / o for t in results["ours-no-sharing"]["runs"] for o in results["ours"]["runs"]]
+        results["sharing_off_over_on"] = {"median": round(statistics.median(ratios), 2),
+                                          "min": round(min(ratios), 2), "max": round(max(ratios), 2)}
     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {a.out}")
 
