@@ -1,8 +1,7 @@
 """limr.py: GRPO with LoRA and a colocated vLLM engine, on one GPU or a laptop CPU; the stages of LIMR.
 
     python limr.py --preset demo --stage all          # the whole comparison offline on a CPU: FULL, LIM, LIMR
-                                                      # and RAND, evaluation, one table (pipeline.py); make demo
-                                                      # compares at 16 steps: --compare-steps 16 --save-every 16
+                                                      # and RAND, evaluation, one table (make demo: at 16 steps)
     python limr.py --preset demo --stage full         # one stage: SmolLM2-135M on toy arithmetic
     python limr.py --preset paper --stage full        # Qwen2.5-Math-7B on MATH (8,523), one 80 GB GPU
     python limr.py --preset paper --stage limr        # the same recipe on the LIM selection (or the published 1,389)
