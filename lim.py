@@ -52,9 +52,8 @@ def lim_scores(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def linear_scores(r: np.ndarray) -> np.ndarray:
-    """Our precise LINEAR baseline (the paper gives no formula): LIM's score with the reference curve replaced by
-    a straight line from r_avg's first epoch to its last. It rewards steady improvement and, as the paper says of
-    LINEAR, misses problems with rapid early gains that then plateau (they sit above the line early on)."""
+    """Our precise LINEAR baseline (the paper gives no formula): LIM's score against a straight line from r_avg's first
+    epoch to its last. As the paper says of LINEAR, it misses rapid early gains that then plateau (above the line)."""
     r_avg = r.mean(axis=0)
     line = np.linspace(r_avg[0], r_avg[-1], r.shape[1])
     denominator = ((1 - line) ** 2).sum()
@@ -64,14 +63,12 @@ def linear_scores(r: np.ndarray) -> np.ndarray:
 
 
 def variance_scores(r: np.ndarray) -> np.ndarray:
-    """The spread of a problem's accuracy over epochs (population std, np.std): the "historical variance score"
-    of Wang et al. 2025 (RL for reasoning with one training example), which picked its single example this way."""
+    """The std over epochs of a problem's accuracy: Wang et al. 2025's "historical variance score" (1-shot RLVR)."""
     return r.std(axis=1)
 
 
 def learnability_scores(r: np.ndarray) -> np.ndarray:
-    """Mean over epochs of p(1 - p): largest at 50% accuracy (Foster and Foerster 2025, the frontier of
-    learnability), where a GRPO group's rewards vary most."""
+    """Mean over epochs of p(1 - p), largest at p = 1/2 where GRPO's rewards vary most (Foster and Foerster 2025)."""
     return (r * (1 - r)).mean(axis=1)
 
 
@@ -88,11 +85,9 @@ def band_scores(r: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def passrate_scores(r: np.ndarray) -> np.ndarray:
-    """p (1 - p) of the first epoch's accuracy p; on a screen's log (limr.py --stage screen), the base model's pass
-    rate over k samples. It is the variance of a problem's 0/1 reward, so the expected size of GRPO's signal: largest
-    at p = 1/2, and 0 for problems always or never solved, which give the group baseline nothing to compare and come
-    last (DAPO drops such groups online; Foster and Foerster 2025 rank by it). The screen LIMR's authors suggested in
-    place of a full run (GAIR-NLP/LIMR issue 31): the same ranking as learnability, from one generation pass."""
+    """Learnability's p (1 - p) of the first epoch alone: on a screen's log (limr.py --stage screen), the base model's
+    pass rate over k samples, so problems always or never solved (no GRPO signal) come last. The screen LIMR's authors
+    suggested in place of a full run (GAIR-NLP/LIMR issue 31): the same ranking as learnability, from one pass."""
     p = r[:, 0]
     return p * (1 - p)
 
@@ -113,8 +108,7 @@ METHODS = {  # name -> (score, default threshold or None for "the top --size"), 
 
 def select(records: list[dict], scores: dict[str, float], theta: float, by: str) -> list[dict]:
     """The records (rows of the prompt file, in its order) whose score is >= theta; `by` is 'id' or 'prompt'."""
-    key = record_keys(records, scores, by)
-    return [r for r, k in zip(records, key) if scores.get(k, -np.inf) >= theta]
+    return [r for r, k in zip(records, record_keys(records, scores, by)) if scores.get(k, -np.inf) >= theta]
 
 
 def select_top(records: list[dict], scores: dict[str, float], size: int, by: str) -> list[dict]:
@@ -167,7 +161,7 @@ def check_matches(records: list[dict], scores: dict, by: str, prompts: str) -> N
 
 
 # ------------------------------------------------------------------------------------------ reading the runs
-# Each format's step files, and per file (key, problem text, epoch or None, correct per sample). A sample is correct
+# Each format's step files, and per row (key, problem text, epoch or None, correct per sample). A sample is correct
 # when its --correct field equals 1 (upstream counts reward == 1, not the mean reward).
 FORMATS = {  # name -> (step file pattern, prompt field, default key field, default correct field)
     "limr": (re.compile(r"^step_(\d+)\.jsonl(\.gz)?$"), "prompt", "id", "rewards"),
@@ -240,9 +234,8 @@ def is_right(value, field: str) -> bool | None:
 
 
 def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tuple[str, str, list[tuple]]:
-    """One step file: (key field, correct field, [(key, problem text, epoch or None, correct per sample)]). A field
-    not given is resolved from the first row (the key: the format's id field if logged, else the prompt, the problem
-    is its text; TRL's correct field: the first reward column). A malformed file is one line naming the row."""
+    """One step file: (key field, correct field, per row (key, problem text, epoch or None, correct per sample)). Fields
+    not given are resolved from the first row (the key: the format's id field if logged, else the prompt)."""
     text, default_key, default_correct = FORMATS[fmt][1:]
     bad = f"{path}: not a valid {fmt} rollout log: "
     try:
@@ -253,7 +246,7 @@ def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tup
         raise data.LimrError(f"{bad}it holds no list of records")
     key = key or (default_key if default_key in rows[0] else text)
     correct = correct or default_correct or next((c for c in rows[0] if c not in TRL_COLUMNS), "a reward column")
-    grouped: dict = {}
+    problems = []
     for n, r in enumerate(rows, 1):
         try:
             if not isinstance(r, dict):
@@ -266,14 +259,13 @@ def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tup
             epoch = r.get("epoch") if fmt == "limr" else None
             if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0):
                 raise data.LimrError(f"the epoch must be a whole number >= 0, not {epoch!r}")
-            right = [x for x in (is_right(v, correct) for v in graded) if x is not None]
-            grouped.setdefault((k, epoch), (prompt, []))[1].extend(right)
+            problems.append((k, prompt, epoch, [x for x in (is_right(v, correct) for v in graded) if x is not None]))
         except KeyError as e:
             raise data.LimrError(f"{bad}row {n} has no field {e} (it has {', '.join(map(str, r))}; --key and "
                                  f"--correct name the fields to read)") from None
         except data.LimrError as e:
             raise data.LimrError(f"{bad}row {n}: {e}") from None
-    return key, correct, [(k, prompt, epoch, right) for (k, epoch), (prompt, right) in grouped.items()]
+    return key, correct, problems
 
 
 def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | None, fmt: str | None = None,
@@ -285,33 +277,30 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
     if fmt in ("verl", "trl") and not steps_per_epoch:
         raise data.LimrError(f"--format {fmt}: pass --steps-per-epoch (its logs record no epoch; verl: "
                              "len(dataset) // train_batch_size, as its loader drops the last partial batch)")
-    counts: dict[str, dict[int, list[int]]] = {}  # key -> epoch -> [correct, sampled]
+    graded: dict[str, dict[int, list[bool]]] = {}  # key -> epoch -> correct per sample
     prompts: dict[str, str] = {}
     for n, (step, path) in enumerate(files):
         key, correct, problems = read_step(fmt, path, key, correct)  # later files read the first one's fields
-        for k_, prompt, epoch, right in problems:
+        for name, prompt, epoch, right in problems:
             k = (step - 1) // steps_per_epoch if steps_per_epoch else epoch if epoch is not None else n
             if max_epochs is not None and k >= max_epochs:
                 continue
-            prompts.setdefault(k_, prompt)
-            c = counts.setdefault(k_, {}).setdefault(k, [0, 0])
-            c[0] += sum(right)
-            c[1] += len(right)
-    n_epochs = 1 + max((k for c in counts.values() for k in c), default=-1)
+            prompts.setdefault(name, prompt)
+            graded.setdefault(name, {}).setdefault(k, []).extend(right)
+    n_epochs = 1 + max((k for g in graded.values() for k in g), default=-1)
     if max_epochs is not None and n_epochs < max_epochs:
         raise data.LimrError(f"--max-epochs {max_epochs}: {rollouts} holds only {n_epochs} epochs")
-    acc = np.full((len(counts), n_epochs), np.nan)
-    for i, c in enumerate(counts.values()):
-        for k, (right, sampled) in c.items():
-            acc[i, k] = right / sampled if sampled else np.nan
+    acc = np.full((len(graded), n_epochs), np.nan)
+    for i, g in enumerate(graded.values()):
+        for k, right in g.items():
+            acc[i, k] = sum(right) / len(right) if right else np.nan
     by = "prompt" if key == FORMATS[fmt][1] else "id"
-    return list(counts), list(prompts.values()), acc, fmt, by
+    return list(graded), list(prompts.values()), acc, fmt, by
 
 
 def fill_missing(acc: np.ndarray) -> np.ndarray:
-    """Upstream's gap filling: an epoch where a problem was not sampled takes the next epoch's accuracy, if that
-    epoch has one. One pass, so only the last epoch of a longer gap is filled, and a gap in the final epoch is never
-    filled: such problems have no full trajectory and are left out."""
+    """Upstream's one-pass gap filling: an epoch where a problem was not sampled takes the next epoch's accuracy, so
+    only a gap's last epoch is filled, and one in the final epoch never is (no full trajectory: left out)."""
     acc = acc.copy()
     fill = np.isnan(acc[:, :-1]) & ~np.isnan(acc[:, 1:])
     acc[:, :-1][fill] = acc[:, 1:][fill]
@@ -350,10 +339,9 @@ def export(records: list[dict], fmt: str, out: Path, system: str = data.SYSTEM_P
              "reward_model": {"style": "rule", "ground_truth": r["answer"]},
              "extra_info": {"index": i, "split": "train", "id": str(r["id"])}}
             for i, (r, c) in enumerate(zip(records, chat))]
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(out)  # atomic, as every file we write
-    return out
+    parquet = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    return data.write_atomic(out, parquet.getvalue().to_pybytes())
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
@@ -365,9 +353,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a("--format", choices=list(FORMATS), help="its logs' format (default: detected from the file names)")
     a("--scores", type=Path, help="select from a precomputed scores file instead of rollouts")
     a("--prompts", help="prompt file (or name: math8k, toy) whose records are selected; default: the run's own")
-    a("--method", choices=list(METHODS), default="lim", help="lim (the paper), linear, rand, variance, "
-      "learnability, informative, band, passrate (on a screen's log: limr.py --stage screen); see each score's "
-      "docstring in lim.py")
+    a("--method", choices=list(METHODS), default="lim", help="lim (the paper), linear, rand, variance, learnability, "
+      "informative, band, passrate (on a screen's log: limr.py --stage screen); see each score's docstring in lim.py")
     a("--baseline", choices=list(METHODS), dest="method", help=argparse.SUPPRESS)  # the old name of --method
     a("--threshold", type=float, help="keep score >= this (lim: 0.6, linear: 0.7; other methods take the top --size)")
     a("--size", type=int, help="keep the top SIZE problems (default for rand, variance, learnability, "
@@ -435,15 +422,14 @@ def run_scores(args: argparse.Namespace, rollouts: Path) -> dict:
     return dict(keys=keys, prompts=prompts, r=r, r_avg=r_avg, scores=scores, by=by, info=info)
 
 
-def selection(method: str, records: list[dict], scores: dict, lim_size: int, by: str, theta: float | None = None,
-              size: int | None = None, seed: int = 0) -> list[dict]:
-    """One method's selection: the top `size` problems, else by threshold (given, or lim's 0.6 and linear's 0.7),
-    else the top `lim_size` (the size of LIM's selection, so methods compare at equal size)."""
+def selection(method: str, records: list[dict], run: dict, theta: float | None, size: int, seed: int = 0) -> list[dict]:
+    """One method's selection: the records whose score is >= theta, or with theta None the top `size`."""
     if method == "rand":  # from the records a run can train on (math8k has two empty golds)
-        return random_subset([r for r in records if str(r["answer"]).strip()], size or lim_size, seed)
-    if size is None and (theta if theta is not None else METHODS[method][1]) is not None:
-        return select(records, scores, theta if theta is not None else METHODS[method][1], by)
-    return select_top(records, scores, size or lim_size, by)
+        return random_subset([r for r in records if str(r["answer"]).strip()], size, seed)
+    scores = dict(zip(run["keys"], run["scores"][method].tolist()))
+    if theta is not None:
+        return select(records, scores, theta, run["by"])
+    return select_top(records, scores, size, run["by"])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -451,13 +437,13 @@ def main(argv: list[str] | None = None) -> dict:
     if args.export:
         return {"out": str(export(data.load_prompts(args.prompts or "math8k", strict=False), args.export[0],
                                   Path(args.export[1])))}
-    if args.scores and args.method not in ("lim", "rand"):
-        raise data.LimrError(f"--method {args.method} scores trajectories: pass --rollouts (a scores file holds "
-                             f"LIM scores only)")
     if args.scores:
+        if args.method not in ("lim", "rand"):
+            raise data.LimrError(f"--method {args.method} scores trajectories: pass --rollouts (a scores file holds "
+                                 f"LIM scores only)")
         lim, by = read_scores(args.scores)
         records, out = prompt_records(args.prompts, None), args.out or args.scores.with_name("limr.json")
-        run = {"keys": list(lim), "scores": {"lim": np.array(list(lim.values()))},
+        run = {"keys": list(lim), "scores": {"lim": np.array(list(lim.values()))}, "by": by,
                "info": {"source": str(args.scores), "problems_scored": len(lim)}}
     else:
         rollouts = args.rollouts or last_full_run()
@@ -472,22 +458,20 @@ def main(argv: list[str] | None = None) -> dict:
     lim_size = len(select(records, lim, THETA, by))
     if args.compare_methods:
         return compare_methods(args, run, records, lim_size, out.parent)
-    s = run["scores"].get(args.method, run["scores"]["lim"])
-    chosen = selection(args.method, records, dict(zip(run["keys"], s.tolist())), lim_size, by, args.threshold,
-                       args.size, args.seed)
-    by_threshold = args.size is None and (args.threshold is not None or METHODS[args.method][1] is not None)
-    return write_selection(args, run, chosen, records, s, out, None if by_threshold else args.size or lim_size)
+    # a threshold (given, or lim's 0.6 and linear's 0.7) unless --size is; else the top --size, or LIM's size
+    theta = None if args.size else args.threshold if args.threshold is not None else METHODS[args.method][1]
+    chosen = selection(args.method, records, run, theta, args.size or lim_size, args.seed)
+    return write_selection(args, run, chosen, records, out, theta, None if theta is not None else args.size or lim_size)
 
 
-def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s: np.ndarray, out: Path,
+def write_selection(args, run: dict, chosen: list[dict], records: list[dict], out: Path, theta: float | None,
                     wanted: int | None) -> dict:
-    """OUT.json (the selected records), OUT_scores.json, OUT_summary.json and, from rollouts, the figures; wanted:
-    the size asked for (None for a threshold)."""
+    """OUT.json (the selected records), OUT_summary.json, and from rollouts OUT_scores.json and the figures."""
     out.parent.mkdir(parents=True, exist_ok=True)
     data.write_atomic(out, json.dumps(chosen, indent=1, ensure_ascii=False))
-    theta = args.threshold if args.threshold is not None else METHODS[args.method][1]
+    s = run["scores"].get(args.method, run["scores"]["lim"])  # rand: LIM's
     finite = s[np.isfinite(s)]
-    summary = {"method": args.method, "threshold": None if args.size else theta, **run["info"],
+    summary = {"method": args.method, "threshold": theta, **run["info"],
                "prompts_in_file": len(records), "selected": len(chosen), "out": str(out),
                "score_quantiles": {q: round(float(np.quantile(finite, q)), 3) for q in (0, 0.1, 0.25, 0.5, 0.75, 1)}
                if len(finite) else None}
@@ -496,13 +480,12 @@ def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s:
                            if wanted else f"no score reached the threshold {theta}: lower --threshold")
         print(f"lim.py: {summary['note']}", file=sys.stderr)
     if "r" in run:
-        scores_out = args.scores_out or out.with_name(out.stem + "_scores.json")
         named = [{"id": k, "prompt": p} if run["by"] == "id" else {"prompt": k}  # by text: upstream's {prompt,
                  for k, p in zip(run["keys"], run["prompts"])]  # score}, which --scores reads back by text, not as ids
-        data.write_atomic(scores_out, json.dumps([{**n, "score": round(float(x), 6) if np.isfinite(x) else None}
-                                                  for n, x in zip(named, s)], indent=0))  # None: out of the band
+        data.write_atomic(args.scores_out or out.with_name(out.stem + "_scores.json"), json.dumps(  # None: out of band
+            [{**n, "score": round(float(x), 6) if np.isfinite(x) else None} for n, x in zip(named, s)], indent=0))
     if "r" in run and not args.no_plots and chosen:
-        cut = summary["threshold"] if summary["threshold"] is not None else float(np.sort(finite)[-len(chosen)])
+        cut = theta if theta is not None else float(np.sort(finite)[-len(chosen)])
         summary["figures"] = [str(figures.lim_trajectories(run["r"], run["scores"]["lim"], run["r_avg"],
                                                            out.with_name(out.stem + "_trajectories.png"))),
                               str(figures.score_histogram(finite, cut, out.with_name(out.stem + "_scores.png"),
@@ -514,24 +497,23 @@ def write_selection(args, run: dict, chosen: list[dict], records: list[dict], s:
 
 
 def compare_methods(args, run: dict, records: list[dict], lim_size: int, folder: Path) -> dict:
-    """Every method on one run, LIM at its threshold and the others at LIM's size: each selection's mean
-    trajectory against the average, its overlap with LIM's (Jaccard), and how far each score is plain difficulty
-    (its correlation with a problem's mean accuracy)."""
+    """Every method on one run, LIM at its threshold and the others at LIM's size: each selection's mean trajectory, its
+    overlap with LIM's (Jaccard), and how far each score is plain difficulty (correlation with mean accuracy)."""
     index = {k: i for i, k in enumerate(run["keys"])}
     mean_acc = run["r"].mean(axis=1)
-    rows, lim_keys = {}, None
-    for m in METHODS:
+    rows, lim_kept = {}, set()
+    for m in METHODS:  # lim first: the others' overlap is with its selection
         s = run["scores"].get(m, run["scores"]["lim"])
-        chosen = selection(m, records, dict(zip(run["keys"], s.tolist())), lim_size, run["by"],
-                           args.threshold if m == "lim" else None, None if m == "lim" else lim_size, args.seed)
-        rows_i = sorted({index[k] for k in record_keys(chosen, index, run["by"]) if k in index})
-        lim_keys = rows_i if m == "lim" else lim_keys
+        theta = (args.threshold if args.threshold is not None else THETA) if m == "lim" else None
+        chosen = selection(m, records, run, theta, lim_size, args.seed)
+        kept = {index[k] for k in record_keys(chosen, index, run["by"]) if k in index}  # rows of r
+        lim_kept = kept if m == "lim" else lim_kept
         finite = np.isfinite(s)
-        rows[m] = {"selected": len(chosen), "jaccard_with_lim": round(len(set(rows_i) & set(lim_keys)) /
-                                                                       max(1, len(set(rows_i) | set(lim_keys))), 3),
+        rows[m] = {"selected": len(chosen),
+                   "jaccard_with_lim": round(len(kept & lim_kept) / max(1, len(kept | lim_kept)), 3),
                    "corr_with_mean_accuracy": round(float(np.corrcoef(s[finite], mean_acc[finite])[0, 1]), 3)
                    if m != "rand" and finite.sum() > 2 and np.std(s[finite]) > 0 else None,
-                   "mean_trajectory": [round(float(x), 3) for x in run["r"][rows_i].mean(axis=0)] if rows_i else []}
+                   "mean_trajectory": [round(float(x), 3) for x in run["r"][sorted(kept)].mean(axis=0)] if kept else []}
     folder.mkdir(parents=True, exist_ok=True)
     result = {"r_avg": run["info"]["r_avg"], "methods": rows}
     data.write_atomic(folder / "compare_methods.json", json.dumps(result, indent=1))

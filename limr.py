@@ -432,12 +432,11 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
             over = metrics["logprob_diff_mean"] > (limit := max_logprob_diff(args, state))
             steps_over = steps_over + 1 if over else 0
             if steps_over == 2:  # a broken sync stays over and grows; bf16 noise on few tokens is one step
-                raise data.LimrError(
-                    f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's by "
-                    f"{metrics['logprob_diff_mean']:.3g} on average, a second step in a row over "
-                    f"--max-logprob-diff {limit}: "
-                    f"vLLM is not generating with the policy's weights (a failed sync), or with other sampling "
-                    f"settings; logged in {run / 'metrics.jsonl'}")
+                raise data.LimrError(f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's "
+                                     f"by {metrics['logprob_diff_mean']:.3g} on average, a second step in a row over "
+                                     f"--max-logprob-diff {limit}: vLLM is not generating with the policy's weights "
+                                     f"(a failed sync), or with other sampling settings; logged in "
+                                     f"{run / 'metrics.jsonl'}")
             if step % args.save_every == 0 or step == total or stop["asked"]:
                 save_checkpoint(run, step, policy, optimizer, scheduler)
                 evaluate_step(llm, run, args, step, state)
@@ -946,11 +945,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.name, args.runs_dir = Path(args.resume).name, str(Path(args.resume).parent)
     args.name = args.name or f"{args.preset}-{args.stage}"
     args.given = given
-    cuda = torch.cuda.is_available()
     if args.load_in_4bit and args.load_in_8bit:
         p.error("--load-in-4bit and --load-in-8bit exclude each other")
     if args.dtype == "auto":
-        args.dtype = "bfloat16" if cuda else "float32"
+        args.dtype = "bfloat16" if torch.cuda.is_available() else "float32"
     lowest = dict.fromkeys(("prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
                             "lora_alpha", "save_every", "max_prompt_tokens", "max_response_tokens", "eval_limit",
                             "eval_max_tokens", "compare_steps"), 1)

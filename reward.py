@@ -21,6 +21,7 @@ What we deliberately fix:
 """
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ import time
 import unicodedata
 from decimal import Decimal
 from functools import lru_cache
+from itertools import accumulate
 
 CORRECT, WRONG, FORMAT_ERROR = 1.0, -0.5, -1.0
 MAX_BOXED = 5  # upstream: `response.count("\\boxed") >= 5` is a format error
@@ -55,24 +57,14 @@ def clean(text: str) -> str:
 def extract_boxed(text: str) -> str | None:
     """Content of the last `\\boxed{...}` or `\\fbox{...}`, any depth of nested braces; None if absent or unclosed."""
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
     i = text.find("{", start)
-    if i < 0 or text[start:i].strip() not in ("\\boxed", "\\fbox"):
+    if start < 0 or i < 0 or text[start:i].strip() not in ("\\boxed", "\\fbox"):
         return None
-    depth, j = 0, i
-    while j < len(text):
-        c = text[j]
-        if c == "\\":  # `\{` and `\}` are literal braces, not groups
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-        j += 1
+    depth = 0
+    for m in re.compile(r"\\[\s\S]|[{}]").finditer(text, i):  # `\{` and `\}` are literal braces, not groups
+        depth += {"{": 1, "}": -1}.get(m[0], 0)
+        if depth == 0:
+            return text[i + 1 : m.start()].strip()
     return None
 
 
@@ -90,9 +82,8 @@ def has_repetition(text: str, min_period: int = MIN_PERIOD, copies: int = MIN_CO
             q = text.find(block, a + L, a + 3 * L)
             while 0 <= q < a + 2 * L:
                 p = q - a
-                if text[a : a + (copies - 2) * p] == text[a + p : a + (copies - 1) * p] and (
-                    _periodic_span(text, a, p) >= copies * p
-                ):
+                same = text[a : a + (copies - 2) * p] == text[a + p : a + (copies - 1) * p]  # cheap check first
+                if same and _periodic_span(text, a, p) >= copies * p:
                     return True
                 q = text.find(block, q + 1, a + 3 * L)
         L *= 2
@@ -101,10 +92,9 @@ def has_repetition(text: str, min_period: int = MIN_PERIOD, copies: int = MIN_CO
 
 def _periodic_span(text: str, a: int, p: int) -> int:
     """Length of the maximal stretch around position a where text[j] == text[j + p] holds, plus p."""
-    left = a
+    left = right = a
     while left > 0 and text[left - 1] == text[left - 1 + p]:
         left -= 1
-    right = a
     while right + p < len(text) and text[right] == text[right + p]:
         right += 1
     return right - left + p
@@ -309,11 +299,7 @@ def _parse(latex: str) -> list:
 
 def _depth(s: str) -> int:
     """How deep brackets of any kind nest."""
-    depth = deepest = 0
-    for c in s:
-        depth += (c in "{([") - (c in "})]")
-        deepest = max(deepest, depth)
-    return deepest
+    return max(accumulate(((c in "{([") - (c in "})]") for c in s), initial=0))
 
 
 def _verify(p: str, g: str) -> bool:
@@ -368,9 +354,8 @@ def _units(s: str) -> tuple[str, str]:
         number, unit = m[1], _unit_name(m[2] or m[3] or m[4]) + (f"^{m[5]}" if m[5] else "")
     else:
         return s, ""
-    if re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", number)):  # units follow a number, 2\pi or \frac{}{}
-        return s, ""
-    return number, unit
+    # units follow a number, 2\pi or \frac{}{}
+    return (s, "") if re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", number)) else (number, unit)
 
 
 def _unit_name(words: str) -> str:
@@ -441,12 +426,10 @@ def verdict(response: str, answer: str) -> bool:
 # threads, and no re-import of the caller's __main__ (limr.py would import torch in every worker).
 
 _workers: list[subprocess.Popen] = []
-atexit.register(lambda: close_workers())
 
 
 def _start_workers(k: int) -> list[subprocess.Popen]:
-    """k workers that have loaded math-verify (started together, then awaited): start-up, seconds on a busy CPU,
-    must not eat an item's timeout."""
+    """k workers with math-verify loaded, started together then awaited: start-up must not eat an item's timeout."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     new = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, encoding="utf-8", env=env) for _ in range(k)]
@@ -459,12 +442,11 @@ def _kill(w: subprocess.Popen) -> None:
     w.kill()
     w.wait()
     for f in (w.stdin, w.stdout):
-        try:
+        with contextlib.suppress(OSError):  # a dead worker's pipe may refuse the final flush
             f.close()
-        except OSError:  # a dead worker's pipe may refuse the final flush
-            pass
 
 
+@atexit.register
 def close_workers() -> None:
     """Stop the grading workers (they also exit on their own when this process dies)."""
     while _workers:
@@ -479,14 +461,12 @@ def rewards(responses: list[str], answers: list[str], truncated: list[bool] | No
 
 def grade(responses: list[str], answers: list[str], truncated: list[bool] | None = None, workers: int | None = None,
           timeout: float = TIMEOUT_S, verdicts: bool = True) -> list[tuple[float, bool | None]]:
-    """(training reward, evaluation verdict) of each response, each item in a worker process under a hard
-    wall-clock timeout (a timed-out item: its fallback reward, verdict False). Always returns."""
+    """(reward, evaluation verdict) of each response, graded as in rewards(); a timed-out item's verdict is False."""
     if len(responses) != len(answers) or (truncated is not None and len(truncated) != len(responses)):
         raise ValueError("rewards(): responses, answers and truncated must have the same length")
     truncated = truncated or [False] * len(responses)
     workers = max(1, workers or min(os.cpu_count() or 1, 8))
-    _workers.extend(_start_workers(workers - len(_workers)))
-    pool = _workers[:workers]
+    _workers.extend(_start_workers(workers - len(_workers)))  # slots 0 .. workers-1 of _workers serve this call
     out: list = [None] * len(responses)
     todo = list(range(len(responses)))[::-1]
     busy: dict[int, tuple[int, float]] = {}  # worker slot -> (item, deadline)
@@ -496,34 +476,31 @@ def grade(responses: list[str], answers: list[str], truncated: list[bool] | None
                 i = todo.pop()
                 try:
                     item = [i, responses[i], answers[i], bool(truncated[i]), verdicts]
-                    pool[slot].stdin.write(json.dumps(item) + "\n")
-                    pool[slot].stdin.flush()
+                    print(json.dumps(item), file=_workers[slot].stdin, flush=True)
                     busy[slot] = (i, time.monotonic() + timeout)
-                except (BrokenPipeError, OSError):  # the worker died between items: replace it, retry the item
+                except OSError:  # the worker died between items (a broken pipe): replace it, retry the item
                     todo.append(i)
-                    pool[slot] = _replace(pool[slot])
+                    _replace(slot)
         if not busy:
             continue
         wait = max(0.0, min(d for _, d in busy.values()) - time.monotonic())
-        ready, _, _ = select.select([pool[s].stdout for s in busy], [], [], wait)
+        ready, _, _ = select.select([_workers[s].stdout for s in busy], [], [], wait)
         for slot in list(busy):
             i, deadline = busy[slot]
-            line = pool[slot].stdout.readline() if pool[slot].stdout in ready else None
+            line = _workers[slot].stdout.readline() if _workers[slot].stdout in ready else None
             if line:
                 out[i] = tuple(json.loads(line)[1:])
                 del busy[slot]
             elif line == "" or time.monotonic() > deadline:  # crashed (EOF) or hung: score it and replace the worker
                 out[i] = (unfinished_reward(responses[i], truncated[i]), False if verdicts else None)
-                pool[slot] = _replace(pool[slot])
+                _replace(slot)
                 del busy[slot]
     return out
 
 
-def _replace(w: subprocess.Popen) -> subprocess.Popen:
-    _kill(w)
-    [new] = _start_workers(1)
-    _workers[_workers.index(w)] = new
-    return new
+def _replace(slot: int) -> None:
+    _kill(_workers[slot])
+    _workers[slot] = _start_workers(1)[0]
 
 
 def _serve() -> None:
@@ -531,16 +508,14 @@ def _serve() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # its "Timeout during comparison" is our -0.5
     is_equivalent("x", "y")  # load math-verify and sympy now, then say so
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    print("ready", flush=True)
     for line in sys.stdin:
         i, response, answer, truncated, with_verdict = json.loads(line)
         try:
             r, v = reward(response, answer, truncated), verdict(response, answer) if with_verdict else None
         except Exception:  # never let one item take the worker down; a crash would cost a restart
             r, v = unfinished_reward(response, truncated), False if with_verdict else None
-        sys.stdout.write(json.dumps([i, r, v]) + "\n")
-        sys.stdout.flush()
+        print(json.dumps([i, r, v]), flush=True)
 
 
 # ---------------------------------------------------------------------------- inside the distributed engines
