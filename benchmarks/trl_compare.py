@@ -156,6 +156,12 @@ def ours_once(side: str) -> dict:
     return json.loads(lines[-1][7:]) if lines else {"error": proc.stderr[-500:]}
 
 
+def ratio(slow: dict, fast: dict) -> dict:
+    """slow's step time over fast's, every run against every run: the median and the range."""
+    ratios = [t / o for t in slow["runs"] for o in fast["runs"]]
+    return {"median": round(statistics.median(ratios), 2), "min": round(min(ratios), 2), "max": round(max(ratios), 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side", choices=["trl-vllm", "trl-generate", "ours", "ours-no-sharing"],
@@ -192,13 +198,9 @@ def main() -> None:
                "trl_side_vllm": trl_vllm, "our_transformers": transformers.__version__, "our_vllm": vllm.__version__,
                **results}
     if "seconds_per_step" in results["trl-generate"]:
-        ratios = [t / o for t in results["trl-generate"]["runs"] for o in results["ours"]["runs"]]
-        results["trl-generate_over_ours"] = {"median": round(statistics.median(ratios), 2),
-                                             "min": round(min(ratios), 2), "max": round(max(ratios), 2)}
+        results["trl-generate_over_ours"] = ratio(results["trl-generate"], results["ours"])
     if "seconds_per_step" in results["ours-no-sharing"]:
-        ratios = [t / o for t in results["ours-no-sharing"]["runs"] for o in results["ours"]["runs"]]
-        results["sharing_off_over_on"] = {"median": round(statistics.median(ratios), 2),
-                                          "min": round(min(ratios), 2), "max": round(max(ratios), 2)}
+        results["sharing_off_over_on"] = ratio(results["ours-no-sharing"], results["ours"])
     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {a.out}")
 
