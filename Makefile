@@ -4,13 +4,14 @@
 # make study  the demo's FULL / LIMR / RAND comparison over 33 seeds, with error bars (about 8.3 hours; resumable)
 # make study-methods  seeds 0-4 with the variance method too (about 105 minutes; shares study's runs)
 # make study-screen  LIM against a base-model screen and RAND at three subset sizes of a 192-problem pool (README)
+# make study-screen-e2  the same with LIM reading a 2-epoch FULL run (README; about 42 minutes a seed)
 PY := .venv/bin/python
 # tcmalloc, as vLLM's CPU guide asks: 15% off each update, a little off generation here (README); setup.sh
 # installs it where it can (root with apt), and runs go on without it elsewhere
 PRELOAD := $(if $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4),LD_PRELOAD=$(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4)))
 SCREEN_SEEDS := 0,1,2,3,4,5,6,7
 
-.PHONY: setup demo test study study-methods study-screen
+.PHONY: setup demo test study study-methods study-screen study-screen-e2
 setup:
 	bash scripts/setup.sh
 
@@ -35,3 +36,9 @@ study-screen: setup
 	$(PRELOAD) $(PY) limr.py --preset demo --prompts toy192 --stage all --seeds $(SCREEN_SEEDS) \
 		--methods lim,passrate,rand --sizes 10,lim,96 --compare-steps 32 --save-every 32 \
 		--runs-dir runs/study-screen --results-dir results/study-screen $(ARGS)
+
+# the same with LIM reading a 2-epoch FULL run, where it keeps ~20% of the pool (reference/study-screen-e2/)
+study-screen-e2: setup
+	$(PRELOAD) $(PY) limr.py --preset demo --prompts toy192 --stage all --seeds $(SCREEN_SEEDS) --epochs 2 \
+		--methods lim,passrate,rand --sizes 10,lim,96 --compare-steps 32 --save-every 32 \
+		--runs-dir runs/study-screen-e2 --results-dir results/study-screen-e2 $(ARGS)

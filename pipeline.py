@@ -56,7 +56,9 @@ def check_same_recipe(args, runs: list[Path], fulls: list[Path]) -> None:
     """Refuse to mix recipes in one comparison: a typed flag that a saved run or LIM selection disagrees with."""
     for run in runs:
         saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
-        for k in sorted(args.given - RERUN_FREE):
+        # --epochs sets FULL's length alone: the selections train --steps, a screen visits each prompt once
+        free = RERUN_FREE | ({"epochs"} if saved.get("stage") != "full" else set())
+        for k in sorted(args.given - free):
             if k in saved and saved[k] != getattr(args, k):
                 raise data.LimrError(f"{run} was trained with --{k.replace('_', '-')} {saved[k]}, not "
                                      f"{getattr(args, k)}: use another --runs-dir, or delete it to train it again")

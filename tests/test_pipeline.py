@@ -106,6 +106,12 @@ def test_sizes_screen_and_costs(tiny_model, tmp_path):
     assert "selection cost" in (results / "table.md").read_text()
     with pytest.raises(data.LimrError, match="no evaluated checkpoint at step 3"):  # FULL has none there
         pipeline.main(argv + ["--compare-steps", "3"])
+    # --epochs changes FULL alone: the screen and the selections (trained --steps) stay reusable, FULL is refused
+    others = [p for p in runs.iterdir() if p.name != "demo-full"]
+    args = pipeline.limr.parse_args(argv + ["--epochs", "3", "--stage", "all"])
+    pipeline.check_same_recipe(args, others, [])
+    with pytest.raises(data.LimrError, match="demo-full was trained with --epochs 2, not 3"):
+        pipeline.check_same_recipe(args, [full, *others], [])
 
 
 def test_new_flags_are_refused_in_one_line_before_anything_runs(tmp_path, capsys):
