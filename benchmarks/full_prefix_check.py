@@ -29,10 +29,10 @@ def step_rows(run: Path, step: int) -> list[dict]:
 
 
 def kept(run: Path, epochs: int) -> int:
-    """How many problems LIM keeps at theta 0.6 reading the run's first `epochs` epochs."""
+    """How many problems LIM keeps at the paper's theta reading the run's first `epochs` epochs."""
     acc = lim.trajectories(run / "rollouts", None, epochs)[2]
     s, _ = lim.lim_scores(lim.fill_missing(acc))  # as lim.py scores it
-    return int((s >= 0.6).sum())
+    return int((s >= lim.THETA).sum())
 
 
 def finished(run: Path) -> bool:
