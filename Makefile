@@ -10,8 +10,9 @@ PY := .venv/bin/python
 # installs it where it can (root with apt), and runs go on without it elsewhere
 PRELOAD := $(if $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4),LD_PRELOAD=$(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4)))
 SCREEN_SEEDS := 0,1,2,3,4,5,6,7
+SCREEN_BATCH_SEEDS := 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23
 
-.PHONY: setup demo test study study-methods study-screen study-screen-e2
+.PHONY: setup demo test study study-methods study-screen study-screen-e2 study-screen-e2-batch
 setup:
 	bash scripts/setup.sh
 
@@ -42,3 +43,9 @@ study-screen-e2: setup
 	$(PRELOAD) $(PY) limr.py --preset demo --prompts toy192 --stage all --seeds $(SCREEN_SEEDS) --epochs 2 \
 		--methods lim,passrate,rand --sizes 10,lim,96 --compare-steps 32 --save-every 32 \
 		--runs-dir runs/study-screen-e2 --results-dir results/study-screen-e2 $(ARGS)
+
+# its declared further batch (seeds 8-23) at LIM's own size only, analysed with seeds 0-7 (declaration.md)
+study-screen-e2-batch: setup
+	$(PRELOAD) $(PY) limr.py --preset demo --prompts toy192 --stage all --seeds $(SCREEN_BATCH_SEEDS) --epochs 2 \
+		--methods lim,passrate,rand --sizes lim --compare-steps 32 --save-every 32 \
+		--runs-dir runs/study-screen-e2 --results-dir results/study-screen-e2-batch $(ARGS)
