@@ -52,16 +52,13 @@ def generate(llm, rows: list[dict], n: int, temperature: float, setup: dict, sto
 
 
 def grade(rows: list[dict], samples: list[list[tuple[str, bool]]]) -> list[dict]:
-    """Per problem: its responses, their training rewards (for the format and truncation rates) and the paper's
-    verdicts: correct when the last boxed answer equals the gold, whatever the format (upstream's eval/eval.py)."""
+    """Per problem: its responses, training rewards (for the format and truncation rates) and the paper's verdicts."""
     flat = [(i, text, cut) for i, s in enumerate(samples) for text, cut in s]
     graded = reward.grade([t for _, t, _ in flat], [rows[i]["answer"] for i, _, _ in flat], [c for _, _, c in flat])
     out = [{**row, "responses": [], "rewards": [], "truncated": [], "correct": []} for row in rows]
     for (i, text, cut), (x, right) in zip(flat, graded):
-        out[i]["responses"].append(text)
-        out[i]["rewards"].append(x)
-        out[i]["truncated"].append(cut)
-        out[i]["correct"].append(right)
+        for key, value in (("responses", text), ("rewards", x), ("truncated", cut), ("correct", right)):
+            out[i][key].append(value)
     return out
 
 
@@ -164,8 +161,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="re-run benchmarks that already have results")
     p.add_argument("--compare", nargs="+", type=Path, help="only print one table of these results folders")
     args = p.parse_args(argv)
-    unknown = [b for b in args.benchmarks.split(",") if b not in PROTOCOL]
-    if unknown:
+    if unknown := [b for b in args.benchmarks.split(",") if b not in PROTOCOL]:
         p.error(f"--benchmarks: unknown {', '.join(unknown)}; choose from {', '.join(PROTOCOL)}")
     data.check_at_least(p, args, {"n": 1, "max_tokens": 1, "limit": 1, "tp": 1, "temperature": 0})
     if not args.compare and not args.model and not args.run:
@@ -183,9 +179,8 @@ def weights_id(adapter: Path | None) -> str:
 
 def checkpoints_of(args: argparse.Namespace) -> tuple[str, dict, list[tuple[int, Path | None]]]:
     """The model, how to prompt it (worked example, system prompt: a run's own), and the (step, adapter) pairs."""
-    prompting = {"one_shot": args.one_shot, "system": args.system}
     if not args.run:
-        return args.model, prompting, [(0, args.adapter)]
+        return args.model, {"one_shot": args.one_shot, "system": args.system}, [(0, args.adapter)]
     if not (args.run / "config.json").exists():
         raise data.LimrError(f"--run {args.run}: no config.json (not a limr.py run)")
     config = json.loads((args.run / "config.json").read_text())
@@ -257,9 +252,8 @@ def checkpoint_name(args: argparse.Namespace, step: int, adapter: Path | None, m
     """Results folder name: --name, else the run's name and step, else the model's (+ the adapter's)."""
     if args.run:
         return f"{args.name or args.run.name}/step_{step:06d}"
-    if adapter is not None:
-        return args.name or f"{Path(model_path).name}+{adapter.parent.parent.name}-{adapter.name}"
-    return args.name or Path(model_path).name  # 'demo' -> SmolLM2-135M-Instruct, not the pipeline's results/demo
+    name = Path(model_path).name  # 'demo' -> SmolLM2-135M-Instruct, not the pipeline's results/demo
+    return args.name or (name if adapter is None else f"{name}+{adapter.parent.parent.name}-{adapter.name}")
 
 
 def main(argv: list[str] | None = None, llm=None) -> list[dict]:
@@ -272,13 +266,10 @@ def main(argv: list[str] | None = None, llm=None) -> list[dict]:
     model, prompting, checkpoints = checkpoints_of(args)
     model_path = data.model_path(model)
     ranks = [lora_rank(a, model, model_path) for _, a in checkpoints if a is not None]
-    jobs = []
-    for step, adapter in checkpoints:
-        setup = {"name": checkpoint_name(args, step, adapter, model_path), "model": model,
-                 "adapter": weights_id(adapter), "benchmarks": args.benchmarks.split(","), "limit": args.limit,
-                 "n": args.n, "temperature": args.temperature, "max_tokens": args.max_tokens,
-                 "template": args.template, **prompting}
-        jobs.append((step, adapter, setup))
+    common = {"benchmarks": args.benchmarks.split(","), "limit": args.limit, "n": args.n,
+              "temperature": args.temperature, "max_tokens": args.max_tokens, "template": args.template, **prompting}
+    jobs = [(step, adapter, {"name": checkpoint_name(args, step, adapter, model_path), "model": model,
+                             "adapter": weights_id(adapter), **common}) for step, adapter in checkpoints]
     pending = args.force or any(finished(args.out / s["name"] / f"{b}.jsonl", settings(b, s)) is None
                                 for _, _, s in jobs for b in s["benchmarks"])
     if pending and llm is None:  # no engine (and no minute of start-up) when every result is already there

@@ -88,8 +88,7 @@ def passrate_scores(r: np.ndarray) -> np.ndarray:
     """Learnability's p (1 - p) of the first epoch alone: on a screen's log (limr.py --stage screen), the base model's
     pass rate over k samples, so problems always or never solved (no GRPO signal) come last. The screen LIMR's authors
     suggested in place of a full run (GAIR-NLP/LIMR issue 31): the same ranking as learnability, from one pass."""
-    p = r[:, 0]
-    return p * (1 - p)
+    return learnability_scores(r[:, :1])
 
 
 METHODS = {  # name -> (score, default threshold or None for "the top --size"), largest score first
@@ -122,8 +121,7 @@ def random_subset(records: list[dict], size: int, seed: int) -> list[dict]:
     """RAND: `size` records drawn without replacement, seeded, kept in file order."""
     if size > len(records):
         raise data.LimrError(f"--size {size} is larger than the {len(records)} prompts")
-    keep = set(random.Random(seed).sample(range(len(records)), size))
-    return [r for i, r in enumerate(records) if i in keep]
+    return [records[i] for i in sorted(random.Random(seed).sample(range(len(records)), size))]
 
 
 def record_keys(records: list[dict], scores: dict, by: str) -> list[str]:
@@ -132,8 +130,8 @@ def record_keys(records: list[dict], scores: dict, by: str) -> list[str]:
     if by == "id":
         return [str(r["id"]) for r in records]
     keys = [problem_text(r["prompt"]) for r in records]
-    missing = {k for k in keys if k not in scores}
-    if missing:  # one pass over each logged text, looking up windows as long as the prompts' first 32 characters
+    # one pass over each logged text, looking up windows as long as the prompts' first 32 characters
+    if missing := {k for k in keys if k not in scores}:
         heads: dict[str, list[str]] = {}
         for k in missing:
             heads.setdefault(k[:32], []).append(k)
@@ -234,8 +232,7 @@ def is_right(value, field: str) -> bool | None:
 
 
 def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tuple[str, str, list[tuple]]:
-    """One step file: (key field, correct field, per row (key, problem text, epoch or None, correct per sample)). Fields
-    not given are resolved from the first row (the key: the format's id field if logged, else the prompt)."""
+    """One step file: (key field, correct field, rows as above); fields not given are resolved from the first row."""
     text, default_key, default_correct = FORMATS[fmt][1:]
     bad = f"{path}: not a valid {fmt} rollout log: "
     try:
@@ -294,8 +291,7 @@ def trajectories(rollouts: Path, steps_per_epoch: int | None, max_epochs: int | 
     for i, g in enumerate(graded.values()):
         for k, right in g.items():
             acc[i, k] = sum(right) / len(right) if right else np.nan
-    by = "prompt" if key == FORMATS[fmt][1] else "id"
-    return list(graded), list(prompts.values()), acc, fmt, by
+    return list(graded), list(prompts.values()), acc, fmt, "prompt" if key == FORMATS[fmt][1] else "id"
 
 
 def fill_missing(acc: np.ndarray) -> np.ndarray:
@@ -427,9 +423,7 @@ def selection(method: str, records: list[dict], run: dict, theta: float | None, 
     if method == "rand":  # from the records a run can train on (math8k has two empty golds)
         return random_subset([r for r in records if str(r["answer"]).strip()], size, seed)
     scores = dict(zip(run["keys"], run["scores"][method].tolist()))
-    if theta is not None:
-        return select(records, scores, theta, run["by"])
-    return select_top(records, scores, size, run["by"])
+    return select_top(records, scores, size, run["by"]) if theta is None else select(records, scores, theta, run["by"])
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -18,12 +18,13 @@ GRPO's group baseline replaces it. The reference model is the base model with th
 import argparse
 import contextlib
 import gzip
-import importlib.util
+import importlib
 import json
 import logging
 import math
 import os
 import random
+import runpy
 import shutil
 import signal
 import sys
@@ -290,9 +291,8 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
             loss, s = grpo_loss(logp, old_logp, ref_logp, adv, seq.to(logp.device), n_tokens, len(batch),
                                 args.clip_eps, args.kl, args.loss_avg)
             loss.backward()
-            stats["loss"] += loss.item()
-            stats["kl"] += s["kl"]
-            stats["clipped"] += s["clipped"]
+            for k, v in {"loss": loss.item(), **s}.items():  # summed over micro-batches (each normalised by the batch)
+                stats[k] += v
         stats["grad_norm"] += torch.nn.utils.clip_grad_norm_(
             [p for p in policy.parameters() if p.requires_grad], args.max_grad_norm).item()
         stats["lr"] = scheduler.get_last_lr()[0]  # the rate this optimizer step uses (scheduler.step() moves on)
@@ -315,8 +315,7 @@ def summarize(stats: dict, diffs: list[torch.Tensor], batches: int) -> dict:
 
 def merged_weights(policy, dtype: torch.dtype, lora: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
     """The policy's weights with each LoRA update folded in (W + B A alpha/r; lora=False: the base alone), under
-    the base model's names.
-    A generator: one merged matrix exists at a time, so the sync needs no second copy of the model."""
+    the base model's names; a generator: one merged matrix exists at a time, so the sync needs no second copy."""
     from peft.tuners.lora import LoraLayer
 
     base = policy.get_base_model()
@@ -338,16 +337,14 @@ def dequantized(module) -> torch.Tensor:
     Linear8bitLt.init_8bit_state). Not peft's dequantize_module_weight: on a CPU it ends with `module.weight =
     module.weight.to(device)`, a new Int8Params without CB/SCB that the next forward copies over module.state (peft
     0.21, utils/integrations.py), so the step after a sync crashed in bitsandbytes' int8 matmul."""
-    w = module.weight
-    if type(w).__name__ == "Params4bit":
-        import bitsandbytes as bnb
+    w, kind = module.weight, type(module.weight).__name__
+    if kind not in ("Params4bit", "Int8Params"):
+        return w.data
+    import bitsandbytes.functional as bnbf
 
-        return bnb.functional.dequantize_4bit(w.data, w.quant_state)
-    if type(w).__name__ == "Int8Params":
-        import bitsandbytes as bnb
-
-        return bnb.functional.int8_vectorwise_dequant(w.data, w.SCB if w.SCB is not None else module.state.SCB)
-    return w.data
+    if kind == "Params4bit":
+        return bnbf.dequantize_4bit(w.data, w.quant_state)
+    return bnbf.int8_vectorwise_dequant(w.data, w.SCB if w.SCB is not None else module.state.SCB)
 
 
 def sync_weights(llm, policy, state: dict) -> None:
@@ -435,8 +432,7 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
                 raise data.LimrError(f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's "
                                      f"by {metrics['logprob_diff_mean']:.3g} on average, a second step in a row over "
                                      f"--max-logprob-diff {limit}: vLLM is not generating with the policy's weights "
-                                     f"(a failed sync), or with other sampling settings; logged in "
-                                     f"{run / 'metrics.jsonl'}")
+                                     f"(a failed sync), or with other sampling settings; logged in {run}/metrics.jsonl")
             if step % args.save_every == 0 or step == total or stop["asked"]:
                 save_checkpoint(run, step, policy, optimizer, scheduler)
                 evaluate_step(llm, run, args, step, state)
@@ -629,12 +625,9 @@ def load_reward(spec: str) -> Callable:
     path, _, name = spec.rpartition(":")
     if not path or not Path(path).is_file():
         raise data.LimrError(f"--reward {spec}: give FILE.py:FUNCTION, with FILE.py an existing file")
-    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    if not callable(getattr(module, name, None)):
+    if not callable(fn := runpy.run_path(path).get(name)):
         raise data.LimrError(f"--reward {spec}: {path} has no function {name!r}")
-    return getattr(module, name)
+    return fn
 
 
 def load_tokenizer(args: argparse.Namespace, model_path: str) -> tuple:
@@ -676,8 +669,7 @@ def with_lora(model, args: argparse.Namespace):
     targets = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
              type(m).__name__ in ("Linear4bit", "Linear8bitLt")}
-    missing = [t for t in targets if t not in names]
-    if missing:
+    if missing := [t for t in targets if t not in names]:
         raise data.LimrError(f"--lora-targets: {', '.join(missing)} not in {args.model}; its linear layers: "
                              f"{', '.join(sorted(names))}")
     if args.gradient_checkpointing:
@@ -691,13 +683,8 @@ def with_lora(model, args: argparse.Namespace):
 
 def make_optimizer(policy, args: argparse.Namespace):
     """AdamW on the LoRA weights (bitsandbytes' 8-bit AdamW with --optim adamw8bit), linear warm-up."""
-    params = [p for p in policy.parameters() if p.requires_grad]
-    if args.optim == "adamw8bit":
-        import bitsandbytes as bnb
-
-        optimizer = bnb.optim.AdamW8bit(params, lr=args.lr, weight_decay=0.0)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
+    adamw = importlib.import_module("bitsandbytes.optim").AdamW8bit if args.optim == "adamw8bit" else torch.optim.AdamW
+    optimizer = adamw([p for p in policy.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / (args.warmup_steps + 1)))
     return optimizer, warmup
 
@@ -868,8 +855,8 @@ def parser() -> argparse.ArgumentParser:
       help="token: mean over all response tokens of the batch; sequence: mean per sequence, then over sequences")
     a("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
     a("--skip-uniform-groups", action=argparse.BooleanOptionalAction, default=None,
-      help="do not train on groups whose samples all got the same reward: their advantages are 0, so they carry "
-           "no policy gradient, only KL (DAPO drops them too); saves compute")
+      help="do not train on groups whose samples all got the same reward: their advantages are 0, so they give no "
+           "policy gradient, only KL (DAPO drops them too)")
     a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
       help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
     a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
@@ -916,10 +903,9 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     s.add_argument("--results-dir", default="results", help="where the final table and figures go")
     s.add_argument("--seeds", default="0", help="comma-separated: every stage once per seed (FULL, LIM and each "
                                                 "selection from that seed's own FULL run)")
-    s.add_argument("--methods", default="lim,rand", help="selection methods to train, each a run at FULL's steps: "
-                                                         "lim (LIMR), rand, linear, variance, learnability, "
-                                                         "informative, band, passrate (from a screen of the base "
-                                                         "model, which it runs)")
+    s.add_argument("--methods", default="lim,rand", help="selection methods to train, each a run at FULL's steps: lim "
+                   "(LIMR), rand, linear, variance, learnability, informative, band, passrate (from a screen of the "
+                   "base model, which it runs)")
     s.add_argument("--sizes", help="train every method at each of these subset sizes: numbers of problems, and "
                                    "'lim' for the count LIM keeps at --threshold (default: lim alone)")
     s.add_argument("--compare-steps", type=int, help="steps each selection trains, and FULL's checkpoint they are "

