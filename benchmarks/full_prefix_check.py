@@ -11,7 +11,6 @@ run's first two epochs. Reads run folders, trains nothing.
 """
 
 import argparse
-import gzip
 import json
 import sys
 import time
@@ -24,8 +23,7 @@ import lim  # noqa: E402
 
 
 def step_rows(run: Path, step: int) -> list[dict]:
-    return [json.loads(x) for x in gzip.decompress((run / "rollouts" / f"step_{step:06d}.jsonl.gz").read_bytes())
-            .splitlines()]
+    return lim.read_rows_of("limr", run / "rollouts" / f"step_{step:06d}.jsonl.gz")  # as lim.py reads our log
 
 
 def kept(run: Path, epochs: int) -> int:
