@@ -239,10 +239,7 @@ def model_shape(model: str, model_path: str, max_tokens: int) -> tuple[int, tupl
     screenful of validation errors."""
     from transformers import AutoConfig
 
-    try:
-        config = AutoConfig.from_pretrained(model_path)
-    except (OSError, ValueError) as e:
-        raise data.LimrError(f"--model {model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+    config = data.pretrained(model, AutoConfig.from_pretrained, model_path)
     context = getattr(config, "max_position_embeddings", None) or max_tokens + 1024
     heads = getattr(config, "num_attention_heads", 1)
     return min(max_tokens + 1024, context), (heads, getattr(config, "num_key_value_heads", None) or heads)

@@ -570,11 +570,10 @@ def prepare_run(run: Path, args, prompts: list[dict], model_config, tokenizer) -
     (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
     # every selection trains as many steps as FULL of this preset, revisiting its prompts (the paper's Figure 3;
     # upstream trains both sets with one script, --num_episodes 10000); a screen visits each prompt once
-    per_step = args.prompts_per_step
     if args.stage == "screen":
-        total = math.ceil(len(rows) / per_step)
+        total = math.ceil(len(rows) / args.prompts_per_step)
     else:
-        total = args.steps or (math.ceil(args.epochs * len(rows) / per_step) if args.stage == "full"
+        total = args.steps or (math.ceil(args.epochs * len(rows) / args.prompts_per_step) if args.stage == "full"
                                else full_steps(args, tokenizer))
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "given")}
     config.update(prompts_count=len(rows), prompts_dropped_too_long=len(prompts) - len(rows),
@@ -634,10 +633,8 @@ def load_tokenizer(args: argparse.Namespace, model_path: str) -> tuple:
     """The base model's tokenizer and config, or one line for a --model that is not there or holds no model."""
     from transformers import AutoConfig, AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(model_path), AutoConfig.from_pretrained(model_path)
-    except (OSError, ValueError) as e:
-        raise data.LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+    return (data.pretrained(args.model, AutoTokenizer.from_pretrained, model_path),
+            data.pretrained(args.model, AutoConfig.from_pretrained, model_path))
 
 
 def load_policy(args: argparse.Namespace, model_path: str, device: str):
@@ -652,10 +649,7 @@ def load_policy(args: argparse.Namespace, model_path: str, device: str):
             bnb_4bit_compute_dtype=getattr(torch, args.dtype))
     tokenizer, _ = load_tokenizer(args, model_path)
     transformers.utils.logging.disable_progress_bar()  # its loading bar; downloads keep huggingface_hub's
-    try:
-        model = AutoModelForCausalLM.from_pretrained(model_path, device_map=device, **kwargs)
-    except (OSError, ValueError) as e:
-        raise data.LimrError(f"--model {args.model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
+    model = data.pretrained(args.model, AutoModelForCausalLM.from_pretrained, model_path, device_map=device, **kwargs)
     for m in model.modules():  # on a CPU, bitsandbytes repacks 4-bit weights for inference at the first no-grad
         if hasattr(m, "support_avx512bf16_for_cpu"):  # eval-mode forward, and the repacked layout cannot train
             m.support_avx512bf16_for_cpu = False  # (bitsandbytes/nn/modules.py, Linear4bit.forward)

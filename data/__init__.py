@@ -93,10 +93,9 @@ def fetch(name: str) -> Path:
     upstream, sha256 = FILES[name]
     if (local := os.environ.get("LIMR_DATA_DIR")) and (Path(local) / name).exists():
         return Path(local) / name
-    path = cache_dir() / name
+    path, url = cache_dir() / name, UPSTREAM + upstream
     if path.exists():
         return path
-    url = UPSTREAM + upstream
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             blob = r.read()
@@ -215,6 +214,14 @@ def chat_prompt(tokenizer, question: str, system: str | None = SYSTEM_PROMPT, ex
 def model_path(name: str) -> str:
     """What to hand transformers and vLLM for --model: 'demo' is the offline SmolLM2 folder, anything else as is."""
     return demo_model() if name == "demo" else name
+
+
+def pretrained(model: str, load, *args, **kwargs):
+    """load(*args, **kwargs) (a transformers from_pretrained), or one line naming --model when it cannot load."""
+    try:
+        return load(*args, **kwargs)
+    except (OSError, ValueError) as e:
+        raise LimrError(f"--model {model}: cannot load it ({str(e).splitlines()[0].strip()})") from None
 
 
 def demo_model() -> str:
