@@ -232,7 +232,7 @@ def is_right(value, field: str) -> bool | None:
 
 
 def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tuple[str, str, list[tuple]]:
-    """One step file: (key field, correct field, rows as above); fields not given are resolved from the first row."""
+    """One step file: (key field, correct field, per row (key, problem text, epoch or None, correct per sample))."""
     text, default_key, default_correct = FORMATS[fmt][1:]
     bad = f"{path}: not a valid {fmt} rollout log: "
     try:
@@ -241,6 +241,7 @@ def read_step(fmt: str, path: Path, key: str | None, correct: str | None) -> tup
         raise data.LimrError(f"{bad}({type(e).__name__}: {e})") from None
     if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
         raise data.LimrError(f"{bad}it holds no list of records")
+    # fields not given are resolved from the first row (the key: the format's id field if logged, else the prompt)
     key = key or (default_key if default_key in rows[0] else text)
     correct = correct or default_correct or next((c for c in rows[0] if c not in TRL_COLUMNS), "a reward column")
     problems = []
