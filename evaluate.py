@@ -171,8 +171,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def weights_id(adapter: Path | None) -> str:
     """sha256 of an adapter's weights: a result belongs to these weights, not to a folder name."""
-    if adapter is None:
-        return ""
+    # weights deleted after their evaluation leave their id beside them (scripts/pack_runs.py): results stay theirs
+    if adapter is None or not (adapter / "adapter_model.safetensors").exists():
+        return (adapter / "weights_id").read_text() if adapter else ""
     with open(adapter / "adapter_model.safetensors", "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 

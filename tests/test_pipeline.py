@@ -112,6 +112,15 @@ def test_sizes_screen_and_costs(tiny_model, tmp_path):
     pipeline.check_same_recipe(args, others, [])
     with pytest.raises(data.LimrError, match="demo-full was trained with --epochs 2, not 3"):
         pipeline.check_same_recipe(args, [full, *others], [])
+    # packed without weights (scripts/pack_runs.py) and unpacked elsewhere, every run is still done: a fresh
+    # machine carries a study on from the archives, training nothing again, and reads the same comparison from them
+    pack = [sys.executable, str(ROOT / "scripts" / "pack_runs.py")]
+    subprocess.run([*pack, str(runs), str(tmp_path / "packed")], check=True)
+    subprocess.run([*pack, "--unpack", str(tmp_path / "packed"), str(tmp_path / "fresh")], check=True)
+    assert {p.name for p in (tmp_path / "fresh").iterdir()} == {p.name for p in runs.iterdir()}
+    pipeline.main(argv + ["--runs-dir", str(tmp_path / "fresh"), "--results-dir", str(tmp_path / "again")])
+    assert not list((tmp_path / "fresh").rglob("adapter_model.safetensors"))  # no stage trained again
+    assert json.loads((tmp_path / "again" / "demo" / "comparison.json").read_text()) == report
 
 
 def test_new_flags_are_refused_in_one_line_before_anything_runs(tmp_path, capsys):
