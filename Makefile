@@ -47,8 +47,8 @@ study-screen-e2: setup
 # its declared further batch (seeds 8-23) at LIM's own size only, analysed with seeds 0-7 (declaration.md); it
 # carries on from the runs packed into reference/ by scripts/pack_runs.py (a fresh machine has no runs/)
 study-screen-e2-batch: setup
-	if [ -d reference/study-screen-e2/batch/runs ]; then \
-		$(PY) scripts/pack_runs.py --unpack reference/study-screen-e2/batch/runs runs/study-screen-e2; fi
+	if [ -d reference/study-screen-e2/batch/packed-runs ]; then \
+		$(PY) scripts/pack_runs.py --unpack reference/study-screen-e2/batch/packed-runs runs/study-screen-e2; fi
 	$(PRELOAD) $(PY) limr.py --preset demo --prompts toy192 --stage all --seeds $(SCREEN_BATCH_SEEDS) --epochs 2 \
 		--methods lim,passrate,rand --sizes lim --compare-steps 32 --save-every 32 \
 		--runs-dir runs/study-screen-e2 --results-dir results/study-screen-e2-batch $(ARGS)

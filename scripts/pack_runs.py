@@ -1,8 +1,8 @@
 """pack_runs.py: a study's finished runs, packed without their weights, so a study of many sittings survives a fresh
 machine (runs/ is the user's own and is never committed; what is packed under reference/ is).
 
-    python scripts/pack_runs.py runs/study-screen-e2 reference/study-screen-e2/batch/runs            # pack
-    python scripts/pack_runs.py --unpack reference/study-screen-e2/batch/runs runs/study-screen-e2   # carry on
+    python scripts/pack_runs.py runs/study-screen-e2 reference/study-screen-e2/batch/packed-runs            # pack
+    python scripts/pack_runs.py --unpack reference/study-screen-e2/batch/packed-runs runs/study-screen-e2   # carry on
 
 One <run>.tar.xz per finished run (a screen that wrote its cost; a run whose last checkpoint is evaluated): config,
 metrics, rollouts, LIM's selections and every evaluation, some 50 KB of a run folder's 100 MB. Left out: the LoRA
