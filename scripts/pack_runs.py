@@ -5,7 +5,7 @@ machine (runs/ is the user's own and is never committed; what is packed under re
     python scripts/pack_runs.py --unpack reference/study-screen-e2/batch/packed-runs runs/study-screen-e2   # carry on
 
 One <run>.tar.xz per finished run (a screen that wrote its cost; a run whose last checkpoint is evaluated): config,
-metrics, rollouts, LIM's selections and every evaluation, some 50 KB of a run folder's 100 MB. Left out: the LoRA
+metrics, rollouts, LIM's selections and every evaluation, about 35 KB of a run folder's 100 MB. Left out: the LoRA
 weights and optimizer state (each checkpoint keeps its weights' sha256 in `weights_id`, which evaluate.weights_id
 reads when the weights are gone, so the evaluations still belong to those weights and pipeline.py finds the run done
 instead of training it again), peft's README, and the figures (lim.py and limr.py draw them from the files kept).
