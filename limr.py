@@ -93,13 +93,11 @@ def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int, lora=N
     log-probability of each sampled token at the sampling temperature (for the sync self-check)."""
     from vllm import SamplingParams
 
-    seen: dict[str, int] = {}  # a prompt drawn twice in one step gets two seeds, so two different groups
-    params = []
-    for r in batch:
-        seen[r["id"]] = seen.get(r["id"], 0) + 1
-        params.append(SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, logprobs=0,
-                                     max_tokens=args.max_response_tokens, stop_token_ids=stop_ids,
-                                     seed=sample_seed(args.seed, step, r["id"], seen[r["id"]])))
+    # each prompt's occurrence in the batch: a prompt drawn twice in one step gets two seeds, so two different groups
+    seen = [sum(q["id"] == r["id"] for q in batch[: j + 1]) for j, r in enumerate(batch)]
+    params = [SamplingParams(n=args.n, temperature=args.temperature, top_p=1.0, logprobs=0,
+                             max_tokens=args.max_response_tokens, stop_token_ids=stop_ids,
+                             seed=sample_seed(args.seed, step, r["id"], k)) for r, k in zip(batch, seen)]
     outs = llm.generate([{"prompt_token_ids": r["prompt_ids"]} for r in batch], params, lora_request=lora,
                         use_tqdm=False)
     return [{"prompt": i, "ids": list(o.token_ids), "text": o.text, "truncated": o.finish_reason == "length",
@@ -108,11 +106,9 @@ def rollout(llm, batch: list[dict], args, stop_ids: list[int], step: int, lora=N
 
 
 def sample_seed(seed: int, step: int, prompt_id: str, occurrence: int) -> int:
-    """A request's sampling seed, a function of (run seed, step, prompt) alone, so a resumed run samples what an
-    uninterrupted one did on every backend. Unseeded requests would draw from a global RNG that engine start-up
-    reseeds (vllm/v1/worker/gpu_worker.py: set_random_seed) and that vLLM's GPU runner reads through numpy
-    (vllm/v1/worker/gpu/sample/states.py), not torch. vLLM gives the n samples seed, seed + 1, ...
-    (vllm/v1/engine/parallel_sampling.py), so seeds are spread over 31 bits."""
+    """A request's sampling seed, a function of (run seed, step, prompt) alone: a resumed run samples what an
+    uninterrupted one did. Unseeded requests draw from a global RNG that engine start-up reseeds (vllm/v1/worker/
+    gpu_worker.py: set_random_seed). The n samples get seed, seed + 1, ... (vllm/v1/engine/parallel_sampling.py)."""
     return random.Random(f"{seed}/{step}/{prompt_id}/{occurrence}").getrandbits(31)
 
 
@@ -149,11 +145,9 @@ def grpo_loss(logp, old_logp, ref_logp, adv, seq, n_tokens: int, n_seqs: int, cl
 
 
 def token_logprobs(model, batch: dict, temperature: float = 1.0, chunk: int = 1024) -> torch.Tensor:
-    """log p(token) of every response token of a collate() batch (flat, in its order) under softmax(logits / T), the
-    distribution the rollout sampled from (TRL's "Fix temperature inconsistency in GRPO trainer"; verl's actor
-    divides logits by T too). Without the full [B, T, vocab] fp32 logits: the decoder runs once, then the LM head
-    and log-softmax run on response positions only, in chunks recomputed in the backward pass instead of stored
-    (at 7B and 8 x 4k tokens the full logits alone are ~10 GB)."""
+    """log p(token) of every response token of a collate() batch (flat) under softmax(logits / T), the distribution
+    the rollout sampled from (as verl's actor and TRL do). The LM head runs on response positions only, in chunks
+    recomputed in the backward pass: at 7B and 8 x 4k tokens the full [B, T, vocab] fp32 logits alone are ~10 GB."""
     from torch.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -178,17 +172,16 @@ def token_logprobs(model, batch: dict, temperature: float = 1.0, chunk: int = 10
 
 def collate(samples: list[dict], rows: list[list[int]], pad_id: int, device: str) -> dict:
     """token_logprobs()'s input for rows of samples. A row is one sample (prompt + response) or, sharing a prefix, a
-    group's prompt once followed by several of its responses. The prompt is most of a short response's sequence (76
-    of 98 tokens a sample on the demo), and each pass computed it n times. It is exact: each response keeps the
-    positions it has alone and attends to the prompt and to itself only (a block-causal mask), so its logits are the
-    unshared ones up to float summation order; the prompt's last hidden state predicts every response's first token
-    (the Prefix Grouper's idea, arXiv 2506.05433; verl's use_prefix_grouper)."""
+    group's prompt once followed by several of its responses (the Prefix Grouper, arXiv 2506.05433). Exact: each
+    response keeps the positions it has alone and attends to the prompt and itself only (a block-causal mask), so
+    its logits are the unshared ones up to float summation order."""
     laid_out, where, targets = [], [], []  # per row (tokens, positions, segments); per response token (row, column)
     for b, row in enumerate(rows):
         prompt = samples[row[0]]["prompt_ids"]
         seq, pos, seg = list(prompt), list(range(len(prompt))), [0] * len(prompt)
         for j, i in enumerate(row, 1):
             response = samples[i]["ids"]
+            # the prompt's last hidden state predicts each response's first token, its own token the next one
             where += [(b, len(seq) + k - 1 if k else len(prompt) - 1) for k in range(len(response))]
             targets += response
             seq += response
@@ -214,19 +207,16 @@ def micro_batches(samples: list[dict], idx: list[int], budget: int, share: bool)
     """idx as micro-batches of collate() rows, each micro-batch's padded size (rows x longest row) within the token
     budget. With share, a row is a prompt followed by as many of its responses as fit in min(budget,
     SHARED_ROW_TOKENS) tokens (a larger group is split over rows); else one sample."""
+    groups: dict = {}  # by the prompt's tokens (a prompt drawn twice shares too); without sharing, one sample each
+    for i in idx:
+        groups.setdefault(tuple(samples[i]["prompt_ids"]) if share else i, []).append(i)
     rows: list[list[int]] = []
-    if share:
-        groups: dict[tuple, list[int]] = {}  # by the prompt's tokens: a prompt drawn twice shares too
-        for i in idx:
-            groups.setdefault(tuple(samples[i]["prompt_ids"]), []).append(i)
-        for members in groups.values():
-            rows.append([])
-            for i in members:
-                if rows[-1] and row_length(samples, rows[-1] + [i]) > min(budget, SHARED_ROW_TOKENS):
-                    rows.append([])
-                rows[-1].append(i)
-    else:
-        rows = [[i] for i in idx]
+    for members in groups.values():
+        rows.append([])
+        for i in members:
+            if rows[-1] and row_length(samples, rows[-1] + [i]) > min(budget, SHARED_ROW_TOKENS):
+                rows.append([])
+            rows[-1].append(i)
     rows.sort(key=lambda row: -row_length(samples, row))
     batches: list[list[list[int]]] = []
     for row in rows:
@@ -256,10 +246,8 @@ def train_step(policy, optimizer, scheduler, samples: list[dict], args, pad_id: 
     """One rollout's worth of updates, in optimizer batches of --train-batch sequences. The old log-probs are the
     policy's before the first of them (the weights vLLM sampled with), so the clip binds from the second batch on;
     they are also compared with vLLM's own log-probs of the same tokens (the sync self-check)."""
-    samples = [s for s in samples if s["ids"] and not (args.skip_uniform_groups and s["uniform"])]
+    samples = [s for s in samples if s["ids"] and not (args.skip_uniform_groups and s["uniform"])]  # may be none
     stats = {"loss": 0.0, "kl": 0.0, "clipped": 0.0, "tokens": 0, "grad_norm": 0.0, "lr": scheduler.get_last_lr()[0]}
-    if not samples:  # every group was all right or all wrong: no policy gradient this step
-        return summarize(stats, [], 0)
     groups: dict[tuple, list[int]] = {}
     for i, sample in enumerate(samples):
         groups.setdefault(tuple(sample["prompt_ids"]), []).append(i)
@@ -332,11 +320,10 @@ def merged_weights(policy, dtype: torch.dtype, lora: bool = True) -> Iterator[tu
 
 
 def dequantized(module) -> torch.Tensor:
-    """A layer's weight in floating point. bitsandbytes: 4-bit through its quant_state; 8-bit from the int8 codes and
-    the row scales, which the first forward moves from weight.SCB to module.state.SCB (bitsandbytes/nn/modules.py,
-    Linear8bitLt.init_8bit_state). Not peft's dequantize_module_weight: on a CPU it ends with `module.weight =
-    module.weight.to(device)`, a new Int8Params without CB/SCB that the next forward copies over module.state (peft
-    0.21, utils/integrations.py), so the step after a sync crashed in bitsandbytes' int8 matmul."""
+    """A layer's weight in floating point: 4-bit through its quant_state; 8-bit from its int8 codes and row scales,
+    which the first forward moves to module.state.SCB (bitsandbytes/nn/modules.py, init_8bit_state). Not peft's
+    dequantize_module_weight: on a CPU it replaces the weight by an Int8Params without scales (peft 0.21,
+    utils/integrations.py), and the next step crashed in bitsandbytes' int8 matmul."""
     w, kind = module.weight, type(module.weight).__name__
     if kind not in ("Params4bit", "Int8Params"):
         return w.data
@@ -349,9 +336,8 @@ def dequantized(module) -> torch.Tensor:
 
 def sync_weights(llm, policy, state: dict) -> None:
     """Make vLLM generate with the policy, then drop KV blocks cached under the old weights. "merged": the merged
-    weights, reloaded in place each step (a float32 engine, as on a CPU). "lora" (half precision, as on a GPU): the
-    base weights once (dequantised, for a 4/8-bit policy), then each step the adapter, served unmerged: BA added
-    to a bf16 W mostly rounds away (bf16 keeps 8 significant bits), so merged bf16 weights lag the policy."""
+    weights reloaded in place each step (a float32 engine, as on a CPU). "lora" (bf16, as on a GPU): the base weights
+    once (dequantised for a 4/8-bit policy), then each step the adapter unmerged: BA added to a bf16 W rounds away."""
     if state["sync"] == "merged" or "lora" not in state:
         # tied LM heads and rotary tables have no weights to load; vLLM warns about them on every reload
         logging.getLogger("vllm.model_executor.model_loader.reload").setLevel(logging.ERROR)
@@ -367,17 +353,27 @@ def sync_weights(llm, policy, state: dict) -> None:
     llm.reset_prefix_cache()
 
 
+def graded_rollout(llm, batch: list[dict], args, state: dict, step: int) -> tuple:
+    """rollout() graded: the samples, their rewards, the rewards as [prompts, n], and the metrics of both."""
+    t0 = time.perf_counter()
+    samples = rollout(llm, batch, args, state["stop_ids"], step, state.get("lora"))
+    t1 = time.perf_counter()
+    rewards = state["reward_fn"]([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
+                                 [s["truncated"] for s in samples])
+    grouped = torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n)
+    return samples, rewards, grouped, {
+        "accuracy": float(np.mean([r == 1 for r in rewards])), "seconds_generate": t1 - t0,
+        "mixed_groups": 1 - float(uniform_groups(grouped).float().mean()),  # groups with a policy gradient
+        "generated_tokens": sum(len(s["ids"]) for s in samples), "seconds_reward": time.perf_counter() - t1}
+
+
 def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: dict, args, step: int) -> tuple:
     """Rollout -> rewards -> advantages -> update -> sync: the samples, their rewards and the step's metrics."""
-    device, t0 = run_state["device"], time.perf_counter()
-    samples = rollout(llm, batch, args, run_state["stop_ids"], step, run_state.get("lora"))
+    device = run_state["device"]
+    samples, rewards, grouped, metrics = graded_rollout(llm, batch, args, run_state, step)
+    t2 = time.perf_counter()
     if device == "cuda":
         llm.sleep(level=1)  # free vLLM's GPU memory (KV cache, weights to CPU) while training
-    t1 = time.perf_counter()
-    rewards = run_state["reward_fn"]([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
-                                     [s["truncated"] for s in samples])
-    t2 = time.perf_counter()
-    grouped = torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n)
     adv = group_advantages(grouped, scale=not args.no_std).flatten().tolist()
     uniform = uniform_groups(grouped).repeat_interleave(args.n).tolist()
     for s, a, u in zip(samples, adv, uniform):
@@ -388,16 +384,12 @@ def grpo_step(llm, policy, optimizer, scheduler, batch: list[dict], run_state: d
         llm.wake_up()
     sync_weights(llm, policy, run_state)
     t4 = time.perf_counter()
-    generated = sum(len(s["ids"]) for s in samples)
-    metrics = {"reward_mean": float(np.mean(rewards)), "accuracy": float(np.mean([r == 1 for r in rewards])),
-               "format_error_rate": float(np.mean([r == -1 for r in rewards])),
-               "mixed_groups": 1 - float(uniform_groups(grouped).float().mean()),  # groups with a policy gradient
-               "response_length": generated / len(samples), "generated_tokens": generated,
-               "truncation_rate": float(np.mean([s["truncated"] for s in samples])), **stats,
-               "seconds_generate": t1 - t0, "seconds_reward": t2 - t1,
-               "seconds_train": t3 - t2, "seconds_sync": t4 - t3, "time": time.time(),
-               "peak_memory_gb": peak_memory_gb(device), "generate_tokens_per_second": generated / (t1 - t0),
-               "train_tokens_per_second": stats["train_tokens"] / max(t3 - t2, 1e-9)}
+    metrics.update(reward_mean=float(np.mean(rewards)), format_error_rate=float(np.mean([r == -1 for r in rewards])),
+                   truncation_rate=float(np.mean([s["truncated"] for s in samples])), **stats,
+                   response_length=metrics["generated_tokens"] / len(samples), seconds_train=t3 - t2,
+                   seconds_sync=t4 - t3, time=time.time(), peak_memory_gb=peak_memory_gb(device),
+                   generate_tokens_per_second=metrics["generated_tokens"] / metrics["seconds_generate"],
+                   train_tokens_per_second=stats["train_tokens"] / max(t3 - t2, 1e-9))
     return samples, rewards, metrics
 
 
@@ -417,7 +409,7 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
     sync_weights(llm, policy, state)  # a resumed policy, or a reused engine, must start from our weights
     evaluate_step(llm, run, args, start, state)  # the base model (step 0), or a checkpoint a crash left unscored
     bar = tqdm(range(start + 1, total + 1), initial=start, total=total, desc=args.name, dynamic_ncols=True)
-    step, steps_over = start, 0
+    step, steps_over, limit = start, 0, state["max_logprob_diff"]
     with finish_step_on_ctrl_c() as stop, contextlib.closing(bar):
         for step in bar:
             batch, epochs = step_batch(rows, step, args.prompts_per_step, args.seed)
@@ -426,13 +418,11 @@ def train(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None)
             with open(run / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "epoch": epochs[-1], **metrics}) + "\n")
             bar.set_postfix(reward=f"{metrics['reward_mean']:.3f}", acc=f"{metrics['accuracy']:.2f}")
-            over = metrics["logprob_diff_mean"] > (limit := max_logprob_diff(args, state))
-            steps_over = steps_over + 1 if over else 0
+            steps_over = steps_over + 1 if metrics["logprob_diff_mean"] > limit else 0
             if steps_over == 2:  # a broken sync stays over and grows; bf16 noise on few tokens is one step
                 raise data.LimrError(f"step {step}: vLLM's log-probs of the sampled tokens differ from the trainer's "
-                                     f"by {metrics['logprob_diff_mean']:.3g} on average, a second step in a row over "
-                                     f"--max-logprob-diff {limit}: vLLM is not generating with the policy's weights "
-                                     f"(a failed sync), or with other sampling settings; logged in {run}/metrics.jsonl")
+                                     f"by {metrics['logprob_diff_mean']:.3g}, a second step in a row over "
+                                     f"--max-logprob-diff {limit}: vLLM is not sampling with the policy's weights")
             if step % args.save_every == 0 or step == total or stop["asked"]:
                 save_checkpoint(run, step, policy, optimizer, scheduler)
                 evaluate_step(llm, run, args, step, state)
@@ -455,11 +445,9 @@ def run_inputs(args: argparse.Namespace, reward_fn: Callable | None) -> tuple:
 
 
 def screen(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None) -> Path:
-    """--stage screen: --n samples of every prompt from the base model under the run's sampling (chat template,
-    system prompt, temperature, token limit, per-request seeds), graded and logged in rollouts/ as epoch 0 of a run
-    that never trains: lim.py --method passrate reads it. It costs one generation pass (cost.json), where LIM and
-    the methods after it cost the FULL run whose trajectories they read. Rerun, it carries on where it stopped.
-    llm: an engine of the same base model to reuse (its weights are reloaded from disk first)."""
+    """--stage screen: --n samples of every prompt from the base model under the run's sampling, graded and logged
+    as epoch 0 of a run that never trains, for lim.py --method passrate. It costs one generation pass (cost.json);
+    LIM costs a FULL run. Rerun, it carries on. llm: an engine of the base model to reuse (reloaded from disk)."""
     device, run, model_path, reward_fn, prompts = run_inputs(args, reward_fn)
     tokenizer, config = load_tokenizer(args, model_path)
     rows, total = prepare_run(run, args, prompts, config, tokenizer)
@@ -467,21 +455,12 @@ def screen(args: argparse.Namespace, reward_fn: Callable | None = None, llm=None
         llm.collective_rpc("reload_weights")
         llm.reset_prefix_cache()
     llm = llm or start_vllm(args, model_path, device)
-    stop_ids, done = data.stop_token_ids(tokenizer, model_path), logged_steps(run)
+    state, done = run_state(args, run, tokenizer, model_path, device, reward_fn), logged_steps(run)
     for step in tqdm([k for k in range(1, total + 1) if k not in done], desc=args.name, dynamic_ncols=True):
         batch = rows[(step - 1) * args.prompts_per_step : step * args.prompts_per_step]  # each prompt once
-        t0 = time.perf_counter()
-        samples = rollout(llm, batch, args, stop_ids, step)
-        t1 = time.perf_counter()
-        rewards = reward_fn([s["text"] for s in samples], [batch[s["prompt"]]["answer"] for s in samples],
-                            [s["truncated"] for s in samples])
-        grouped = torch.tensor(rewards, dtype=torch.float32).view(len(batch), args.n)
-        metrics = {"step": step, "epoch": 0, "accuracy": float(np.mean([r == 1 for r in rewards])),
-                   "mixed_groups": 1 - float(uniform_groups(grouped).float().mean()),
-                   "generated_tokens": sum(len(s["ids"]) for s in samples), "seconds_generate": t1 - t0,
-                   "seconds_reward": time.perf_counter() - t1, "time": time.time()}
+        samples, rewards, _, metrics = graded_rollout(llm, batch, args, state, step)
         with open(run / "metrics.jsonl", "a") as f:  # before the rollouts: a step without them is redone
-            f.write(json.dumps(metrics) + "\n")
+            f.write(json.dumps({"step": step, "epoch": 0, **metrics, "time": time.time()}) + "\n")
         log_rollouts(run, step, [0] * len(batch), batch, samples, rewards, not args.no_log_responses)
     data.write_atomic(run / "cost.json", json.dumps(run_cost(run), indent=1))
     return run
@@ -554,8 +533,7 @@ def trainable(rows: list[dict]) -> list[dict]:
 
 
 def prepare_run(run: Path, args, prompts: list[dict], model_config, tokenizer) -> tuple[list[dict], int]:
-    """Input checks that need the model, then the run folder and its config.json; the encoded prompts and the
-    number of steps."""
+    """Checks that need the model, then the run folder and its config.json; the encoded prompts and the steps."""
     if not prompts:
         raise data.LimrError(f"--stage {args.stage}: no prompts to train on (an empty --prompts file, or a LIM "
                              f"selection that kept none: lower --threshold)")
@@ -570,14 +548,12 @@ def prepare_run(run: Path, args, prompts: list[dict], model_config, tokenizer) -
     (run / "rollouts").mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty run folder behind
     # every selection trains as many steps as FULL of this preset, revisiting its prompts (the paper's Figure 3;
     # upstream trains both sets with one script, --num_episodes 10000); a screen visits each prompt once
-    if args.stage == "screen":
-        total = math.ceil(len(rows) / args.prompts_per_step)
-    else:
-        total = args.steps or (math.ceil(args.epochs * len(rows) / args.prompts_per_step) if args.stage == "full"
-                               else full_steps(args, tokenizer))
+    per_epoch = math.ceil(len(rows) / args.prompts_per_step)
+    full = math.ceil(args.epochs * len(rows) / args.prompts_per_step) if args.stage == "full" else None
+    total = per_epoch if args.stage == "screen" else args.steps or full or full_steps(args, tokenizer)
     config = {k: v for k, v in vars(args).items() if k not in ("resume", "given")}
     config.update(prompts_count=len(rows), prompts_dropped_too_long=len(prompts) - len(rows),
-                  steps_per_epoch=math.ceil(len(rows) / args.prompts_per_step), total_steps=total,
+                  steps_per_epoch=per_epoch, total_steps=total,
                   passes=round(total * args.prompts_per_step / len(rows), 2))
     data.write_atomic(run / "config.json", json.dumps(config, indent=1))
     return rows, total
@@ -697,18 +673,14 @@ def start_vllm(args: argparse.Namespace, model_path: str, device: str):
 
 
 def run_state(args: argparse.Namespace, run: Path, tokenizer, model_path: str, device: str, reward_fn) -> dict:
-    """What a GRPO step needs besides the models: device, sync mode and engine dtype, end tokens, the reward."""
-    stop_ids = data.stop_token_ids(tokenizer, model_path)
-    return {"device": device, "sync": sync_mode(args, device), "engine_dtype": engine_dtype(args, device), "run": run,
-            "stop_ids": stop_ids, "reward_fn": reward_fn,
+    """What a GRPO step needs besides the models: device, sync mode and engine dtype, end tokens, the reward, and
+    the sync self-check's limit (--max-logprob-diff, else the one for the precision both sides compute in)."""
+    stop_ids, dtype = data.stop_token_ids(tokenizer, model_path), engine_dtype(args, device)
+    precision = "float32" if args.dtype == "float32" and dtype == torch.float32 else "half"
+    limit = MAX_LOGPROB_DIFF[precision] if args.max_logprob_diff is None else args.max_logprob_diff
+    return {"device": device, "sync": sync_mode(args, device), "engine_dtype": dtype, "run": run,
+            "stop_ids": stop_ids, "reward_fn": reward_fn, "max_logprob_diff": limit,
             "pad_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]}
-
-
-def max_logprob_diff(args: argparse.Namespace, state: dict) -> float:
-    """--max-logprob-diff, else the limit for the precision the trainer and the engine compute in."""
-    if args.max_logprob_diff is not None:
-        return args.max_logprob_diff
-    return MAX_LOGPROB_DIFF["float32" if args.dtype == "float32" and state["engine_dtype"] == torch.float32 else "half"]
 
 
 def sync_mode(args: argparse.Namespace, device: str) -> str:
@@ -725,11 +697,10 @@ def engine_dtype(args: argparse.Namespace, device: str) -> torch.dtype:
 
 def peak_memory_gb(device: str) -> float:
     """Peak GPU memory allocated by torch on CUDA; peak resident memory of this process (vLLM's too) on a CPU."""
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    cpu = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else cpu
 
 
 def log_rollouts(run: Path, step: int, epochs: list[int], batch: list[dict], samples: list[dict],
@@ -776,17 +747,17 @@ def restore(run: Path, policy, optimizer, scheduler) -> int:
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         step = state["step"]
-    for f in (run / "rollouts").glob("step_*"):
-        if int(f.name.split("_")[1].split(".")[0]) > step:
-            f.unlink()
-    logged_steps(run)
+    logged_steps(run, until=step)
     return step
 
 
-def logged_steps(run: Path) -> set[int]:
-    """The steps whose rollouts are logged; metrics.jsonl is cut back to them (a later step is redone, never logged
-    twice)."""
-    done = {int(f.name.split("_")[1].split(".")[0]) for f in (run / "rollouts").glob("step_*.jsonl.gz")}
+def logged_steps(run: Path, until: float = math.inf) -> set[int]:
+    """The steps whose rollouts are logged, those after `until` deleted; metrics.jsonl is cut back to them (a later
+    step is redone, never logged twice)."""
+    logs = {int(f.name.split("_")[1].split(".")[0]): f for f in (run / "rollouts").glob("step_*.jsonl.gz")}
+    for k in [k for k in logs if k > until]:
+        logs.pop(k).unlink()
+    done = set(logs)
     if (run / "metrics.jsonl").exists():
         keep = [r for r in data.read_rows(run / "metrics.jsonl") if r["step"] in done]
         data.write_atomic(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
@@ -816,22 +787,19 @@ def parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--preset", choices=list(PRESETS), default="paper", help="a whole config (see below); flags override it")
     a("--stage", choices=["full", "screen", *STAGES, "all"], default="full",
-      help="full: train on --prompts; screen: --n samples of each of --prompts from the base model, no training "
-           "(for lim.py --method passrate); limr: on the LIM selection of this preset's full run (else the "
-           "published 1,389); rand: on a seeded random subset of the full prompts, the size of the limr set; "
-           "linear, variance, passrate, ...: on that lim.py method's selection; each as many steps as full. all: "
-           "full, LIM, the selections and the comparison table, per --seeds (pipeline.py)")
+      help="full: train on --prompts; screen: --n samples of each prompt from the base model, no training (for "
+           "--method passrate); limr: on the LIM selection of this preset's full run (else the published 1,389); "
+           "rand: a seeded random subset the size of limr's; linear, passrate, ...: that lim.py method's selection; "
+           "each as many steps as full. all: full, LIM, the selections, the table, per --seeds (pipeline.py)")
     a("--prompts", help="prompt set: math8k, limr, toy, or a JSON/JSONL file of {id, prompt, answer, source}")
-    a("--selection", help="--stage limr|rand: train on this selection file (lim.py's output) instead of the "
-                          "default one, runs/<preset>-full/lim/lim.json")
+    a("--selection", help="train on this selection file (lim.py's output), not runs/<preset>-full/lim/<method>.json")
     a("--name", help="run folder under --runs-dir (default: <preset>-<stage>)")
     a("--runs-dir", default="runs", help="where runs are written")
     a("--resume", metavar="RUN", help="continue runs/<name> from its last checkpoint (its config, unless overridden)")
     a("--model", help="base model: a Hugging Face name or folder ('demo' = the offline SmolLM2-135M)")
     a("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
       help="weights dtype (auto: bfloat16 on CUDA, float32 on CPU)")
-    a("--reward", default="reward.py:rewards", help="FILE.py:FUNCTION, a batch reward (responses, answers, "
-                                                    "truncated) -> list of floats; default: the paper's rule reward")
+    a("--reward", default="reward.py:rewards", help="FILE.py:FUNCTION, (responses, answers, truncated) -> floats")
     a("--n", type=int, help="samples per prompt (the GRPO group, at least 2)")
     a("--temperature", type=float, help="sampling temperature for rollouts")
     a("--max-prompt-tokens", type=int, help="longer prompts are dropped (and counted), not truncated")
@@ -849,16 +817,15 @@ def parser() -> argparse.ArgumentParser:
       help="token: mean over all response tokens of the batch; sequence: mean per sequence, then over sequences")
     a("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
     a("--skip-uniform-groups", action=argparse.BooleanOptionalAction, default=None,
-      help="do not train on groups whose samples all got the same reward: their advantages are 0, so they give no "
-           "policy gradient, only KL (DAPO drops them too)")
+      help="skip groups whose samples all got one reward: no policy gradient, only KL (DAPO drops them too)")
     a("--one-shot", action=argparse.BooleanOptionalAction, default=None,
       help="show one worked example (data.TOY_EXAMPLE) as an earlier chat turn")
     a("--system", default=data.SYSTEM_PROMPT, help="system prompt (LIMR's by default)")
     a("--save-every", type=int, help="checkpoint every K steps (and at the end, and on Ctrl-C)")
     a("--no-log-responses", action="store_true", help="leave response texts out of the rollout logs")
-    a("--max-logprob-diff", type=float, help="stop when vLLM's log-probs of the sampled tokens differ from the "
-      "trainer's by more than this on average, two steps in a row (a sync self-check; default 0.02 in float32, 0.1 "
-      "with bfloat16 on either side; 'inf' turns it off); logged every step as logprob_diff_mean / _max")
+    a("--max-logprob-diff", type=float, help="the sync self-check: stop when vLLM's and the trainer's log-probs of the "
+      "sampled tokens differ by more than this on average two steps in a row (default 0.02 in float32, 0.1 in bf16; "
+      "inf: off)")
     a("--seed", type=int, default=0, help="seeds data order, LoRA init and sampling")
     return add_evaluation_flags(add_memory_flags(p))
 
@@ -871,18 +838,16 @@ def add_memory_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     a("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r)")
     a("--lora-targets", default=LORA_TARGETS, help="comma-separated module names that get LoRA")
     a("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None, help="recompute activations")
-    a("--load-in-4bit", action="store_true", help="4-bit NF4 base weights (bitsandbytes, QLoRA)")
-    a("--load-in-8bit", action="store_true", help="8-bit base weights (bitsandbytes)")
+    q = g.add_mutually_exclusive_group()
+    q.add_argument("--load-in-4bit", action="store_true", help="4-bit NF4 base weights (bitsandbytes, QLoRA)")
+    q.add_argument("--load-in-8bit", action="store_true", help="8-bit base weights (bitsandbytes)")
     a("--prefix-sharing", action=argparse.BooleanOptionalAction, default=True,
-      help="compute each group's prompt once per trainer pass, its responses after it under a block mask (exact up "
-           "to float summation order); --no-prefix-sharing runs every sequence whole")
+      help="compute each group's prompt once per trainer pass, its responses after it under a block mask (exact)")
     a("--optim", choices=["adamw", "adamw8bit"], default="adamw", help="adamw8bit: bitsandbytes' 8-bit AdamW")
-    a("--vllm-memory", type=float, help="CUDA: vLLM's gpu_memory_utilization, its share of the GPU while it "
-                                         "generates (weights + KV cache; it sleeps while the policy trains)")
+    a("--vllm-memory", type=float, help="CUDA: vLLM's gpu_memory_utilization (weights + KV cache; asleep in training)")
     a("--cpu-kv-cache-gb", type=float, default=2.0, help="CPU: GiB of RAM for vLLM's KV cache")
-    a("--sync", choices=["merged", "lora"], help="how vLLM gets the policy: merged weights reloaded in place "
-      "(default on a CPU, in a float32 engine) or the LoRA adapter served unmerged (default on a GPU: merging into "
-      "bf16 weights rounds small updates away)")
+    a("--sync", choices=["merged", "lora"], help="how vLLM gets the policy: merged weights reloaded in place (default "
+      "on a CPU) or the adapter served unmerged (on a GPU: merging into bf16 rounds small updates away)")
     return p
 
 
@@ -895,13 +860,11 @@ def add_evaluation_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     s = p.add_argument_group("--stage all (pipeline.py)")
     s.add_argument("--threshold", type=float, default=lim.THETA, help="LIM's theta (keep s >= theta)")
     s.add_argument("--results-dir", default="results", help="where the final table and figures go")
-    s.add_argument("--seeds", default="0", help="comma-separated: every stage once per seed (FULL, LIM and each "
-                                                "selection from that seed's own FULL run)")
-    s.add_argument("--methods", default="lim,rand", help="selection methods to train, each a run at FULL's steps: lim "
-                   "(LIMR), rand, linear, variance, learnability, informative, band, passrate (from a screen of the "
-                   "base model, which it runs)")
-    s.add_argument("--sizes", help="train every method at each of these subset sizes: numbers of problems, and "
-                                   "'lim' for the count LIM keeps at --threshold (default: lim alone)")
+    s.add_argument("--seeds", default="0", help="comma-separated: every stage once per seed, each on its own FULL")
+    s.add_argument("--methods", default="lim,rand", help="selections to train: lim (LIMR), rand, linear, variance, "
+                   "learnability, informative, band, passrate (from a screen of the base model, which it runs)")
+    s.add_argument("--sizes", help="subset sizes, each method at each: numbers of problems, or 'lim' for the count LIM "
+                                   "keeps at --threshold (default: lim alone)")
     s.add_argument("--compare-steps", type=int, help="steps each selection trains, and FULL's checkpoint they are "
                                                      "compared with (default: all of FULL's steps)")
     return p
@@ -925,8 +888,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.name, args.runs_dir = Path(args.resume).name, str(Path(args.resume).parent)
     args.name = args.name or f"{args.preset}-{args.stage}"
     args.given = given
-    if args.load_in_4bit and args.load_in_8bit:
-        p.error("--load-in-4bit and --load-in-8bit exclude each other")
     if args.dtype == "auto":
         args.dtype = "bfloat16" if torch.cuda.is_available() else "float32"
     lowest = dict.fromkeys(("prompts_per_step", "train_batch", "epochs", "steps", "token_budget", "lora_rank",
