@@ -319,7 +319,8 @@ def comparison_table(report: dict, model: str) -> str:
              f"{report['base']:.1f} | | |"]
     for label, m in report["methods"].items():
         sd = f" ± {m['sd']:.1f}" if m["sd"] is not None else ""
-        prompts = ", ".join(str(n) for n in dict.fromkeys(m["prompts"].values()))  # one number if all seeds agree
+        counts = [str(n) for n in m["prompts"].values()]
+        prompts = counts[0] if len(set(counts)) == 1 else ", ".join(counts)  # one number only if all seeds agree
         shares = [x for x in m["gradient_groups"].values() if x is not None]
         groups = f"{100 * np.mean(shares):.0f}%" if shares else ""
         c = m["selection_cost"]

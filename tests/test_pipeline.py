@@ -134,3 +134,14 @@ def test_new_flags_are_refused_in_one_line_before_anything_runs(tmp_path, capsys
     with pytest.raises(data.LimrError, match="--methods: unknown screen"):  # the screen is a stage, passrate its method
         pipeline.main(argv + ["--methods", "lim,screen"])
     assert not (tmp_path / "runs").exists()
+
+
+def test_table_lists_every_seeds_subset_size():
+    """LIM's size differs by seed and may repeat: the prompts column must keep each seed's count, in seed order."""
+    def method(prompts: list[int]) -> dict:
+        return {"prompts": dict(enumerate(prompts)), "steps": 32, "per_seed": {s: 50.0 for s in range(3)},
+                "mean": 50.0, "sd": 0.0, "gradient_groups": {s: 0.4 for s in range(3)}, "selection_cost": None}
+    report = {"seeds": [0, 1, 2], "base": 28.75, "differences": {},
+              "methods": {"full": method([192, 192, 192]), "limr-klim": method([34, 29, 34])}}
+    table = pipeline.comparison_table(report, "demo")
+    assert "| FULL | 192 | 32 |" in table and "| LIMR-KLIM | 34, 29, 34 | 32 |" in table
