@@ -99,11 +99,14 @@ def accuracy_vs_size(series: dict[str, list[tuple]], full: dict, path: Path) -> 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.axhspan(*full["ci95"], color="black", alpha=0.1)
     ax.axhline(full["mean"], color="black", lw=1.5, label=f"FULL ({full['mean']:.1f})")
-    for label, points in series.items():
+    for i, (label, points) in enumerate(series.items()):
         x, y, low, high = (np.array(v) for v in zip(*points))
-        line, = ax.plot(x, y, marker="o", label=label)
+        x = x * 1.03 ** (i - (len(series) - 1) / 2)  # dodged a little, so no method's interval hides another's
+        line = ax.errorbar(x, y, yerr=[y - low, high - y], marker="o", capsize=3, label=label)[0]
         ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15)
+    sizes = [p[0] for points in series.values() for p in points]
     ax.set(xscale="log", xlabel="problems trained on (log scale)", ylabel="held-out accuracy (%)",
+           xlim=(min(sizes) / 1.5, max(sizes) * 1.5),  # a study of one size is not stretched across the figure
            title=f"accuracy against subset size, {full['steps']} steps each")
     ax.legend()
     return save(fig, path)
